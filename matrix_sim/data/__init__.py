@@ -1,0 +1,1 @@
+"""Recording episodes from the source world, the exploration policy and the shard format."""

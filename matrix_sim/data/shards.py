@@ -1,0 +1,89 @@
+"""The shard format: one .npz per episode plus a manifest.json, written byte-for-byte reproducibly.
+
+Layout of DIR (also what `train` and `encode` read, so anyone can bring their own footage):
+  manifest.json          {"format", "width", "height", "frame_rate", "action_fields", "args", "episodes": [...]}
+  episode_000000.npz     frames (F, H, W, 3) uint8, actions (F, A) float32, poses (F, 4) float32 (x, y, z, yaw),
+                         meta (JSON string: index, seed, prompt, biome, time, weather, mode)
+Convention: frames[t + 1] is what actions[t] produced; actions[F - 1] was taken after the last frame.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "matrix-sim-shards/1"
+MANIFEST = "manifest.json"
+_FIXED_TIME = (1980, 1, 1, 0, 0, 0)     # zip entries carry no wall-clock time: same input, same bytes
+
+
+@dataclass
+class Episode:
+    frames: np.ndarray
+    actions: np.ndarray
+    poses: np.ndarray
+    meta: dict
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+def episode_name(index: int) -> str:
+    return f"episode_{index:06d}.npz"
+
+
+def write_episode(path: str | Path, episode: Episode) -> None:
+    """Write atomically (temp file, then rename) so an interrupted recording never leaves half a shard."""
+    path = Path(path)
+    arrays = {"frames": episode.frames, "actions": episode.actions, "poses": episode.poses,
+              "meta": np.array(json.dumps(episode.meta, sort_keys=True))}
+    tmp = path.with_suffix(".tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for name, array in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=_FIXED_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.ascontiguousarray(array), allow_pickle=False)
+            zf.writestr(info, buf.getvalue(), compresslevel=1)
+    os.replace(tmp, path)
+
+
+def read_episode(path: str | Path) -> Episode:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"episode shard not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return Episode(frames=data["frames"], actions=data["actions"], poses=data["poses"],
+                           meta=json.loads(str(data["meta"])))
+    except (KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path}: not a matrix-sim episode shard ({exc})") from None
+
+
+def write_manifest(directory: str | Path, manifest: dict) -> None:
+    path = Path(directory) / MANIFEST
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def read_manifest(directory: str | Path) -> dict:
+    path = Path(directory) / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"no {MANIFEST} in {directory}: not a recorded data directory")
+    manifest = json.loads(path.read_text())
+    if manifest.get("format") != FORMAT:
+        raise ValueError(f"{path}: format {manifest.get('format')!r}, expected {FORMAT!r}")
+    return manifest
+
+
+def iter_episodes(directory: str | Path):
+    """Every episode listed in the manifest, in order."""
+    manifest = read_manifest(directory)
+    for entry in manifest["episodes"]:
+        yield read_episode(Path(directory) / entry["file"])
