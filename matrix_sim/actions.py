@@ -32,7 +32,8 @@ class Action:
             value = float(getattr(self, f.name))
             if not np.isfinite(value):
                 raise ValueError(f"Action.{f.name} must be finite, got {value}")
-            object.__setattr__(self, f.name, min(1.0, max(lo, value)))
+            # stored as float32 (shards, the model), so hold exactly that value: replays then match bit for bit
+            object.__setattr__(self, f.name, float(np.float32(min(1.0, max(lo, value)))))
 
     def to_array(self) -> np.ndarray:
         return np.array([getattr(self, n) for n in ACTION_FIELDS], dtype=np.float32)

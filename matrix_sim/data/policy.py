@@ -39,6 +39,7 @@ class ExplorationPolicy:
         self.road_seed, self.roads, self.w = road_seed, roads, weights
         self.behaviour, self.left, self.params = "follow", 0, {}
         self.stuck = 0
+        self.turn_sign = 1.0       # alternates between turn segments, so left and right stay balanced
 
     def _next_segment(self, mode: str) -> None:
         weights = np.array([getattr(self.w, b) for b in BEHAVIOURS])
@@ -47,11 +48,13 @@ class ExplorationPolicy:
         self.behaviour = BEHAVIOURS[self.rng.choice(len(BEHAVIOURS), p=weights / weights.sum())]
         self.left = int(self.rng.integers(self.w.min_frames, self.w.max_frames + 1))
         r = self.rng
+        if self.behaviour in ("turn", "strafe"):
+            self.turn_sign = -self.turn_sign
         self.params = {
             "throttle": float(r.choice([1.0, r.uniform(0.4, 1.0)])),
             "boost": float(r.random() < 0.25),
-            "turn": float(r.choice([-1, 1]) * r.choice([1.0, r.uniform(0.15, 0.8)])),
-            "strafe": float(r.choice([-1, 1]) * r.uniform(0.5, 1.0)),
+            "turn": self.turn_sign * float(r.choice([1.0, r.uniform(0.15, 0.8)])),
+            "strafe": self.turn_sign * float(r.uniform(0.5, 1.0)),
             "reverse_turn": float(r.uniform(-1, 1)),
         }
 

@@ -60,7 +60,7 @@ def read_episode(path: str | Path) -> Episode:
     try:
         with np.load(path, allow_pickle=False) as data:
             return Episode(frames=data["frames"], actions=data["actions"], poses=data["poses"],
-                           meta=json.loads(str(data["meta"])))
+                           meta=json.loads(data["meta"].item()))
     except (KeyError, ValueError, zipfile.BadZipFile) as exc:
         raise ValueError(f"{path}: not a matrix-sim episode shard ({exc})") from None
 

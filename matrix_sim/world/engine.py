@@ -57,6 +57,7 @@ class SourceWorld:
         scene = parse_prompt(prompt)
         self.seed = int(seed)
         self.index = 0
+        self.scene = None            # a new seed is a new world: nothing cached may carry over
         self._apply_scene(scene, prompt)
         start_z = float(np.random.default_rng(self.seed).uniform(0, 10_000))
         x, _ = road_centre(0.0, start_z, self.seed, 0, self.s.roads)

@@ -17,14 +17,19 @@ def perspective(fov_y_deg: float, aspect: float, near: float, far: float) -> np.
 def look_at(eye, target, up=(0.0, 1.0, 0.0)) -> np.ndarray:
     eye, target, up = (np.asarray(v, dtype=np.float64) for v in (eye, target, up))
     f = target - eye
-    f /= np.linalg.norm(f)
-    s = np.cross(f, up)
-    s /= np.linalg.norm(s)
-    u = np.cross(s, f)
+    f /= np.sqrt(f @ f)
+    s = _cross(f, up)
+    s /= np.sqrt(s @ s)
+    u = _cross(s, f)
     m = np.eye(4)
     m[0, :3], m[1, :3], m[2, :3] = s, u, -f
     m[:3, 3] = -m[:3, :3] @ eye
     return m
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """np.cross for two 3-vectors without its generic-axis overhead (this runs every frame)."""
+    return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
 
 
 def heading(yaw: float) -> np.ndarray:

@@ -5,6 +5,7 @@ of the scene. One draw call per layer keeps llvmpipe fast enough to record hundr
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import moderngl
@@ -33,6 +34,16 @@ def create_context() -> moderngl.Context:
                        "libegl-mesa0 libgl1-mesa-dri); tried " + "; ".join(errors))
 
 
+def _current(method):
+    """Run a GL method with this renderer's context current: a process may hold several contexts
+    (a second world, the game window) and GL calls go to whichever was made current last."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self.ctx:
+            return method(self, *args, **kwargs)
+    return wrapper
+
+
 def _source(name: str) -> str:
     return (SHADER_DIR / name).read_text()
 
@@ -47,7 +58,11 @@ class Renderer:
             raise ValueError(f"render size must be positive, got {width}x{height}")
         self.width, self.height, self.s = width, height, settings
         self.ctx = ctx or create_context()
-        ctx = self.ctx
+        self._build()
+
+    @_current
+    def _build(self) -> None:
+        ctx, width, height = self.ctx, self.width, self.height
         self.fbo = ctx.framebuffer(color_attachments=[ctx.renderbuffer((width, height))],
                                    depth_attachment=ctx.depth_renderbuffer((width, height)))
         self.terrain_prog = ctx.program(vertex_shader=_source("terrain.vert"),
@@ -69,6 +84,7 @@ class Renderer:
         self._look = None
 
     # ---- scene data ---------------------------------------------------------------------------
+    @_current
     def set_look(self, biome: str, time: str, weather: str, seed: int) -> None:
         s, b, t, w = self.s, self.s.biomes[biome], self.s.times[time], self.s.weathers[weather]
         fog_color = np.asarray(t.sky_horizon) * np.asarray(w.fog_tint) * w.darken
@@ -96,6 +112,7 @@ class Renderer:
                     prog[name].value = value
         self._look = (b, t, w)
 
+    @_current
     def set_terrain(self, chunks: list) -> None:
         """Replace the drawn ground with these chunks, each (vertices, indices) from terrain.chunk_mesh."""
         offsets = np.cumsum([0] + [len(v) for v, _ in chunks[:-1]])
@@ -111,6 +128,7 @@ class Renderer:
                                                  index_buffer=self.terrain_ibo, index_element_size=4)
         self.terrain_count = len(indices)
 
+    @_current
     def set_instances(self, layer: str, instances: dict) -> None:
         """Replace one layer ('props' or 'dynamic') of instances: mesh name -> (N, 11) rows."""
         for mesh in MESHES:
@@ -132,6 +150,7 @@ class Renderer:
                 self.layers[key] = (vao, buf, len(rows))
 
     # ---- drawing ------------------------------------------------------------------------------
+    @_current
     def render(self, view: np.ndarray, proj: np.ndarray, eye, head_pos, head_dir, yaw: float, time_s: float) -> np.ndarray:
         """Draw one frame and return it as an (H, W, 3) uint8 array, top row first."""
         if self._look is None:
@@ -149,14 +168,17 @@ class Renderer:
             prog["u_camera"].value = tuple(float(v) for v in eye)
             prog["u_head_pos"].value = tuple(float(v) for v in head_pos)
             prog["u_head_dir"].value = tuple(float(v) for v in head_dir)
+        # roughly front to back (car, props, ground, sea, sky) so the depth test skips hidden pixels
+        for layer in ("dynamic", "props"):
+            for mesh in MESHES:
+                if (layer, mesh) in self.layers:
+                    vao, _, count = self.layers[(layer, mesh)]
+                    vao.render(moderngl.TRIANGLES, instances=count)
         if self.terrain_vao is not None:
             self.terrain_vao.render(moderngl.TRIANGLES, vertices=self.terrain_count)
         biome, _, weather = self._look
         if biome.water:
             self._draw_water(eye, time_s)
-        for vao, _, count in self.layers.values():
-            vao.render(moderngl.TRIANGLES, instances=count)
-        # the sky goes last, at the far plane, so the depth test skips every pixel the world covers
         self.sky_prog["u_inv_view_proj"].write(gl_matrix(inv))
         self.sky_vao.render(moderngl.TRIANGLES)
         if weather.particles > 0:

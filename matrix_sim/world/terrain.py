@@ -15,18 +15,14 @@ _M32 = np.uint64(0xFFFFFFFF)
 
 
 def _hash2(ix: np.ndarray, iz: np.ndarray, seed: int) -> np.ndarray:
-    """Integer lattice hash to [0, 1); uint64 wrap-around is intended."""
-    with np.errstate(over="ignore"):
-        return _mix(ix, iz, seed)
-
-
-def _mix(ix: np.ndarray, iz: np.ndarray, seed: int) -> np.ndarray:
-    h = (ix.astype(np.int64).astype(np.uint64) * np.uint64(374761393)
-         + iz.astype(np.int64).astype(np.uint64) * np.uint64(668265263)
-         + np.uint64(seed & 0xFFFFFFFF) * np.uint64(2246822519)) & _M32
+    """Integer lattice hash to [0, 1); uint64 array arithmetic wraps silently, as intended."""
+    shape = np.shape(ix)
+    salt = np.uint64((seed * 2246822519) & 0xFFFFFFFF)
+    h = (np.array(ix, dtype=np.int64, ndmin=1).astype(np.uint64) * np.uint64(374761393)
+         + np.array(iz, dtype=np.int64, ndmin=1).astype(np.uint64) * np.uint64(668265263) + salt) & _M32
     h = ((h ^ (h >> np.uint64(13))) * np.uint64(1274126177)) & _M32
     h = h ^ (h >> np.uint64(16))
-    return h.astype(np.float64) / 4294967296.0
+    return (h.astype(np.float64) / 4294967296.0).reshape(shape)
 
 
 def value_noise(x: np.ndarray, z: np.ndarray, seed: int) -> np.ndarray:
@@ -35,8 +31,7 @@ def value_noise(x: np.ndarray, z: np.ndarray, seed: int) -> np.ndarray:
     fx, fz = x - x0, z - z0
     ux, uz = fx * fx * (3 - 2 * fx), fz * fz * (3 - 2 * fz)
     ix, iz = x0.astype(np.int64), z0.astype(np.int64)
-    a, b = _hash2(ix, iz, seed), _hash2(ix + 1, iz, seed)
-    c, d = _hash2(ix, iz + 1, seed), _hash2(ix + 1, iz + 1, seed)
+    a, b, c, d = _hash2(np.stack([ix, ix + 1, ix, ix + 1]), np.stack([iz, iz, iz + 1, iz + 1]), seed)
     return 2.0 * ((a + (b - a) * ux) * (1 - uz) + (c + (d - c) * ux) * uz) - 1.0
 
 
@@ -119,18 +114,16 @@ def chunk_mesh(cx: int, cz: int, seed: int, biome: BiomeLook, roads: RoadSetting
 def road_heading(x: float, z: float, yaw: float, seed: int, roads: RoadSettings, lookahead: float):
     """The nearest road's point `lookahead` metres ahead in the direction closest to `yaw`, and the
     distance to that road: what a driver aiming to follow the road steers toward."""
-    candidates = []
+    nearest = []
     for axis, (cross, along) in enumerate(((x, z), (z, x))):
-        k = np.round(cross / roads.spacing)
-        for dk in (-1.0, 0.0, 1.0):
-            centre, slope = road_centre(k + dk, along, seed, axis, roads)
-            distance = abs(cross - centre) / np.sqrt(1 + slope * slope)
-            candidates.append((float(distance), axis, k + dk))
-    distance, axis, k = min(candidates)
-    fx, fz = np.sin(yaw), -np.cos(yaw)
-    along_dir = fz if axis == 0 else fx
-    step = lookahead if along_dir >= 0 else -lookahead
-    along = (z if axis == 0 else x) + step
+        k = np.round(cross / roads.spacing) + np.array([-1.0, 0.0, 1.0])
+        centre, slope = road_centre(k, along, seed, axis, roads)
+        distance = np.abs(cross - centre) / np.sqrt(1 + slope * slope)
+        best = int(np.argmin(distance))
+        nearest.append((float(distance[best]), axis, float(k[best])))
+    distance, axis, k = min(nearest)
+    forward_along = -np.cos(yaw) if axis == 0 else np.sin(yaw)
+    along = (z if axis == 0 else x) + (lookahead if forward_along >= 0 else -lookahead)
     centre, _ = road_centre(k, along, seed, axis, roads)
     target = (float(centre), float(along)) if axis == 0 else (float(along), float(centre))
     return target, distance

@@ -28,7 +28,7 @@ vec3 shade(vec3 albedo, vec3 n, vec3 world) {
         vec3 to = world - u_head_pos;
         float dist = length(to);
         float cone = smoothstep(0.80, 0.95, dot(to / max(dist, 1e-3), u_head_dir));
-        light += vec3(1.0, 0.95, 0.8) * cone * 14.0 / (1.0 + 0.05 * dist * dist) * max(dot(n, -to / max(dist, 1e-3)), 0.25);
+        light += vec3(1.0, 0.95, 0.8) * cone * 9.0 / (1.0 + 0.06 * dist * dist) * max(dot(n, -to / max(dist, 1e-3)), 0.25);
     }
     return albedo * light;
 }

@@ -1,0 +1,5 @@
+import sys
+
+from matrix_sim.cli import main
+
+sys.exit(main())

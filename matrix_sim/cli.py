@@ -1,0 +1,103 @@
+"""`python -m matrix_sim <command>`: recording, benchmarks and the scene list.
+
+Bad input ends in a one-line `error: ...` and exit status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from matrix_sim.config import ConfigError
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _cmd_record(args) -> None:
+    from matrix_sim.data.record import record
+
+    out = record(args.out, args.episodes, args.frames, args.seed, args.width, args.height, args.prompt,
+                 progress=not args.quiet)
+    logging.getLogger("matrix_sim").info("recorded %d episodes of %d frames to %s", args.episodes, args.frames, out)
+
+
+def _cmd_bench(args) -> None:
+    if args.what == "world":
+        from matrix_sim.eval.bench_world import bench_world
+
+        result = bench_world(args.runs, args.frames, args.width, args.height, progress=not args.quiet)
+    print(json.dumps(result) if args.json else json.dumps(result, indent=1))
+
+
+def _cmd_sheet(args) -> None:
+    from matrix_sim.eval.sheets import world_sheet
+
+    print(world_sheet(args.out, seed=args.seed))
+
+
+def _cmd_scenes(args) -> None:
+    from matrix_sim.world.scenes import scene_catalog
+
+    for prompt in scene_catalog().prompts:
+        print(prompt)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line (`error: ...`), as every other bad input is."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="python -m matrix_sim", description=__doc__.splitlines()[0])
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    rec = sub.add_parser("record", help="drive the source world with the exploration policy and write shards")
+    rec.add_argument("--episodes", type=_positive_int, required=True)
+    rec.add_argument("--frames", type=_positive_int, required=True, help="frames per episode")
+    rec.add_argument("--seed", type=int, default=0)
+    rec.add_argument("--out", required=True, help="output directory (resumed if it holds the same recording)")
+    rec.add_argument("--width", type=_positive_int, default=256)
+    rec.add_argument("--height", type=_positive_int, default=144)
+    rec.add_argument("--prompt", default=None, help="record only this scene preset (default: every scene)")
+    rec.set_defaults(func=_cmd_record)
+
+    bench = sub.add_parser("bench", help="benchmarks that print one JSON object")
+    bench.add_argument("what", choices=["world"])
+    bench.add_argument("--json", action="store_true", help="one line of JSON")
+    bench.add_argument("--runs", type=_positive_int, default=6)
+    bench.add_argument("--frames", type=_positive_int, default=300, help="frames per run")
+    bench.add_argument("--width", type=_positive_int, default=256)
+    bench.add_argument("--height", type=_positive_int, default=144)
+    bench.set_defaults(func=_cmd_bench)
+
+    sheet = sub.add_parser("sheet", help="write a contact sheet of the source world (every biome, mode, time)")
+    sheet.add_argument("--out", default="docs/source_world.png")
+    sheet.add_argument("--seed", type=int, default=1)
+    sheet.set_defaults(func=_cmd_sheet)
+
+    scenes = sub.add_parser("scenes", help="list the scene preset prompts")
+    scenes.set_defaults(func=_cmd_scenes)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, ConfigError, OSError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

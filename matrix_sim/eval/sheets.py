@@ -1,0 +1,50 @@
+"""Contact sheets: labelled grids of frames for the docs (source world, reconstructions, generations)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from matrix_sim.actions import Action
+
+LABEL_HEIGHT = 14
+# every biome once, both modes, every time of day: what docs/source_world.png shows
+WORLD_SHEET_PROMPTS = (
+    "drive desert by day", "walk desert at sunset", "drive grassland at sunset", "walk grassland by day in rain",
+    "drive forest by day", "walk forest at night", "drive snowfield at night in snow", "walk snowfield by day",
+    "drive coast at sunset", "walk coast by day in fog", "drive city at night", "walk city by day",
+)
+
+
+def grid(images: list[np.ndarray], labels: list[str], cols: int) -> Image.Image:
+    """Tile equally sized HxWx3 images in rows of `cols`, each with a caption strip above it."""
+    h, w = images[0].shape[:2]
+    rows = -(-len(images) // cols)
+    sheet = Image.new("RGB", (cols * w, rows * (h + LABEL_HEIGHT)), (20, 20, 20))
+    draw = ImageDraw.Draw(sheet)
+    for i, (image, label) in enumerate(zip(images, labels)):
+        x, y = (i % cols) * w, (i // cols) * (h + LABEL_HEIGHT)
+        draw.text((x + 3, y + 1), label, fill=(235, 235, 235))
+        sheet.paste(Image.fromarray(image), (x, y + LABEL_HEIGHT))
+    return sheet
+
+
+def world_sheet(out: str | Path, seed: int = 1, warmup: int = 24, width: int = 256, height: int = 144) -> Path:
+    """Twelve source-world frames, each after a short drive or walk so the scene is in motion."""
+    from matrix_sim.world.engine import SourceWorld
+
+    world = SourceWorld(width, height)
+    images = []
+    try:
+        for prompt in WORLD_SHEET_PROMPTS:
+            frame = world.reset(prompt, seed)
+            for _ in range(warmup):
+                frame = world.step(Action(forward=1.0, turn=0.15))
+            images.append(frame.image)
+    finally:
+        world.close()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    grid(images, list(WORLD_SHEET_PROMPTS), cols=4).save(out)
+    return out
