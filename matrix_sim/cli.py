@@ -12,7 +12,7 @@ import sys
 from matrix_sim.config import ConfigError
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -64,22 +64,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     rec = sub.add_parser("record", help="drive the source world with the exploration policy and write shards")
-    rec.add_argument("--episodes", type=_positive_int, required=True)
-    rec.add_argument("--frames", type=_positive_int, required=True, help="frames per episode")
+    rec.add_argument("--episodes", type=positive_int, required=True)
+    rec.add_argument("--frames", type=positive_int, required=True, help="frames per episode")
     rec.add_argument("--seed", type=int, default=0)
     rec.add_argument("--out", required=True, help="output directory (resumed if it holds the same recording)")
-    rec.add_argument("--width", type=_positive_int, default=256)
-    rec.add_argument("--height", type=_positive_int, default=144)
+    rec.add_argument("--width", type=positive_int, default=256)
+    rec.add_argument("--height", type=positive_int, default=144)
     rec.add_argument("--prompt", default=None, help="record only this scene preset (default: every scene)")
     rec.set_defaults(func=_cmd_record)
 
     bench = sub.add_parser("bench", help="benchmarks that print one JSON object")
     bench.add_argument("what", choices=["world"])
     bench.add_argument("--json", action="store_true", help="one line of JSON")
-    bench.add_argument("--runs", type=_positive_int, default=6)
-    bench.add_argument("--frames", type=_positive_int, default=300, help="frames per run")
-    bench.add_argument("--width", type=_positive_int, default=256)
-    bench.add_argument("--height", type=_positive_int, default=144)
+    bench.add_argument("--runs", type=positive_int, default=6)
+    bench.add_argument("--frames", type=positive_int, default=300, help="frames per run")
+    bench.add_argument("--width", type=positive_int, default=256)
+    bench.add_argument("--height", type=positive_int, default=144)
     bench.set_defaults(func=_cmd_bench)
 
     sheet = sub.add_parser("sheet", help="write a contact sheet of the source world (every biome, mode, time)")

@@ -1,0 +1,115 @@
+"""H.264 mp4 recording (PyAV) with a sidecar JSON, built to survive the game ending badly.
+
+The mp4 is fragmented (a self-contained fragment per keyframe, one keyframe a second), so even a killed
+process leaves a playable file missing at most the last second; a normal exit, an exception or
+SIGTERM/SIGINT closes it cleanly (callers use try/finally; atexit catches the rest). Encoding runs in its
+own thread so the game loop only pays for reading the picture back.
+"""
+from __future__ import annotations
+
+import atexit
+import logging
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import av
+import numpy as np
+
+from matrix_sim.client.session import write_json_atomic
+
+log = logging.getLogger(__name__)
+MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
+X264_OPTIONS = {"preset": "ultrafast", "crf": "20"}
+ENCODE_QUEUE = 32          # frames waiting for the encoder before write() blocks
+_open: set["Recorder"] = set()
+
+Sidecar = Callable[[int, int, str], dict]   # (first frame, last frame, video name) -> sidecar JSON
+
+
+class Recorder:
+    def __init__(self, path: str | Path, fps: int, size: tuple[int, int], sidecar: Optional[Sidecar] = None):
+        self.path = Path(path)
+        if self.path.suffix.lower() != ".mp4":
+            raise ValueError(f"recordings are mp4 files, got {self.path}")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fps, self.size, self._sidecar = fps, size, sidecar
+        self.container = av.open(str(self.path), "w", options={"movflags": MOVFLAGS, "flush_packets": "1"})
+        self.stream = self.container.add_stream("libx264", rate=fps)
+        self.stream.width, self.stream.height = size
+        self.stream.pix_fmt = "yuv420p"
+        self.stream.options = {**X264_OPTIONS, "g": str(fps)}
+        self.frames = 0
+        self.first: Optional[int] = None
+        self.last: Optional[int] = None
+        self.started = time.monotonic()
+        self.encode_s = 0.0
+        self._queue: queue.Queue = queue.Queue(maxsize=ENCODE_QUEUE)
+        self._error: Optional[BaseException] = None
+        self._thread = threading.Thread(target=self._encode, name="recorder", daemon=True)
+        self._thread.start()
+        self.closed = False
+        _open.add(self)
+        log.info("recording to %s (%dx%d at %d fps)", self.path, *size, fps)
+
+    @property
+    def sidecar_path(self) -> Path:
+        return self.path.with_suffix(".json")
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def write(self, image: np.ndarray, number: int = 0) -> None:
+        """Queue one (H, W, 3) uint8 picture, top row first; `number` is its frame number in the session."""
+        if self._error is not None:
+            raise RuntimeError(f"recording to {self.path} failed: {self._error}") from self._error
+        if image.shape != (self.size[1], self.size[0], 3):
+            raise ValueError(f"recorder expects {self.size[0]}x{self.size[1]} RGB, got {image.shape}")
+        self.first = number if self.first is None else self.first
+        self.last = number
+        self._queue.put(np.ascontiguousarray(image))
+        self.frames += 1
+        if self.frames % self.fps == 0:
+            self._write_sidecar()
+
+    def _encode(self) -> None:
+        try:
+            while (image := self._queue.get()) is not None:
+                t = time.perf_counter()
+                frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+                for packet in self.stream.encode(frame):
+                    self.container.mux(packet)
+                self.encode_s += time.perf_counter() - t
+            for packet in self.stream.encode():
+                self.container.mux(packet)
+        except BaseException as exc:  # reported by the next write() or by close()
+            self._error = exc
+
+    def _write_sidecar(self) -> None:
+        if self._sidecar is not None and self.first is not None:
+            write_json_atomic(self.sidecar_path, self._sidecar(self.first, self.last, self.path.name))
+
+    def close(self) -> None:
+        """Flush the encoder and finish the file; safe to call twice and from atexit."""
+        if self.closed:
+            return
+        self.closed = True
+        _open.discard(self)
+        self._queue.put(None)
+        self._thread.join()
+        self.container.close()
+        self._write_sidecar()
+        if self._error is not None:
+            raise RuntimeError(f"recording to {self.path} failed: {self._error}") from self._error
+        per_frame = 1000 * self.encode_s / max(1, self.frames)
+        log.info("recorded %d frames (%.1f s of video, encode %.1f ms/frame) to %s", self.frames,
+                 self.frames / self.fps, per_frame, self.path)
+
+
+@atexit.register
+def _close_open_recorders() -> None:
+    for recorder in list(_open):
+        recorder.close()

@@ -1,0 +1,95 @@
+"""Bindings, action scripts and session sidecars: the client's file formats and their error messages."""
+import os
+
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+os.environ.setdefault("SDL_VIDEODRIVER", "offscreen")
+
+import pygame
+import pytest
+import yaml
+
+from matrix_sim.actions import IDLE, Action
+from matrix_sim.client.bindings import CONTROLS_PATH, PadInput, load_controls
+from matrix_sim.client.menu import mode_of, switch_mode
+from matrix_sim.client.script import headless_ops, load_script
+from matrix_sim.client.session import SessionLog, load_replay, write_json_atomic
+from matrix_sim.config import ConfigError, load_yaml
+
+
+def _write_controls(tmp_path, edit):
+    data = load_yaml(CONTROLS_PATH)
+    edit(data)
+    path = tmp_path / "controls.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_default_controls_resolve():
+    c = load_controls()
+    assert c.keyboard.commands[pygame.K_ESCAPE] == "menu"
+    assert c.keyboard.commands[pygame.K_F12] == "screenshot"
+    assert c.keyboard.commands[pygame.K_BACKSPACE] == "reset"
+    assert pygame.K_w in c.keyboard.actions["forward"][0]
+    assert c.gamepad.commands[PadInput("button", pygame.CONTROLLER_BUTTON_START)] == "menu"
+    assert c.gamepad.commands[PadInput("button", pygame.CONTROLLER_BUTTON_BACK)] == "reset"
+    assert PadInput("axis", pygame.CONTROLLER_AXIS_LEFTX, -1) in c.gamepad.actions["turn"][1]
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d["keyboard"]["commands"].update(record=["nokey"]),
+     "keyboard.commands.record: unknown key 'nokey'"),
+    (lambda d: d["gamepad"]["menu"].update(select=["z"]), "gamepad.menu.select: unknown gamepad input 'z'"),
+    (lambda d: d["gamepad"]["actions"]["turn"].update(positive=["leftx"]), "unknown gamepad input 'leftx'"),
+    (lambda d: d["keyboard"]["actions"].update(jump={"positive": ["j"]}), "unknown action field(s) ['jump']"),
+    (lambda d: d["keyboard"]["commands"].update(hud=["r"]), "'r' is bound to both 'record' and 'hud'"),
+    (lambda d: d["keyboard"]["commands"].pop("menu"), "missing key(s) ['menu']"),
+    (lambda d: d["gamepad"].update(deadzone=1.5), "deadzone: must be in [0, 1)"),
+])
+def test_bad_bindings_are_one_clear_error(tmp_path, edit, message):
+    path = _write_controls(tmp_path, edit)
+    with pytest.raises(ConfigError) as err:
+        load_controls(path)
+    assert message in str(err.value) and str(path) in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_action_script_and_headless_ops(tmp_path):
+    path = tmp_path / "script.yaml"
+    path.write_text("- {forward: 1, turn: 0.5, frames: 3}\n- {prompt: walk city at night}\n- {brake: 1}\n")
+    ops = load_script(path)
+    assert ops == [("step", Action(1, 0.5))] * 3 + [("prompt", "walk city at night"), ("step", Action(brake=1))]
+    run = headless_ops("drive desert at sunset", 7, ops)
+    assert run[0] == ("reset", "drive desert at sunset")
+    assert sum(op[0] in ("reset", "step") for op in run) == 7 and run[-1] == ("step", IDLE)
+    assert sum(op[0] != "prompt" for op in headless_ops("x", 2, ops)) == 2
+    path.write_text("- {forwrd: 1}\n")
+    with pytest.raises(ConfigError, match=r"entry 0: unknown key\(s\) \['forwrd'\]"):
+        load_script(path)
+
+
+def test_sidecar_keeps_what_replays_the_recorded_frames(tmp_path):
+    log = SessionLog("engine", 3, 16)
+    log.add(("reset", "drive desert at sunset"))           # frame 0
+    log.add(("step", Action(1)))                           # frame 1
+    log.add(("reset", "drive desert at sunset"))           # frame 2: the Backspace reset
+    log.add(("step", Action(1, 0.5)))                      # frame 3 (recording starts here)
+    log.add(("prompt", "walk city at night"))
+    log.add(("step", Action(0, -1)))                       # frame 4
+    log.add(("step", Action()))                            # frame 5 (not recorded)
+    side = log.sidecar(3, 4, "v.mp4")
+    assert side["skip"] == 1 and side["frames"] == 2
+    assert side["actions"] == [[1, 0.5, 0, 0, 0], [0, -1, 0, 0, 0]]
+    assert side["prompts"] == [{"frame": 0, "prompt": "drive desert at sunset"},
+                               {"frame": 1, "prompt": "walk city at night"}]
+    write_json_atomic(tmp_path / "s.json", side)
+    replay = load_replay(tmp_path / "s.json")
+    assert replay.seed == 3 and replay.ops[0] == ("reset", "drive desert at sunset") and len(replay.ops) == 4
+    (tmp_path / "bad.json").write_text('{"format": "other"}')
+    with pytest.raises(ValueError, match="not a matrix-sim session sidecar"):
+        load_replay(tmp_path / "bad.json")
+
+
+def test_mode_switch_keeps_the_scene():
+    assert switch_mode("drive desert at sunset", "walk") == "walk desert at sunset"
+    assert switch_mode("a foggy harbour", "walk") == "walk a foggy harbour"
+    assert mode_of("walk city at night in rain") == "walk"
