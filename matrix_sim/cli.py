@@ -9,7 +9,7 @@ import json
 import logging
 import sys
 
-from matrix_sim.config import ConfigError
+from matrix_sim.config import DEFAULT_VAE_DIR, ConfigError
 
 
 def positive_int(text: str) -> int:
@@ -35,7 +35,29 @@ def _cmd_bench(args) -> None:
         from matrix_sim.eval.bench_world import bench_world
 
         result = bench_world(args.runs, args.frames, args.width, args.height, progress=not args.quiet)
-    print(json.dumps(result) if args.json else json.dumps(result, indent=1))
+    _print_json(result, args.json)
+
+
+def _cmd_train_vae(args) -> None:
+    from matrix_sim.train.vae import train_vae
+
+    print(train_vae(args.config, steps=args.steps, device=args.device, progress=not args.quiet))
+
+
+def _cmd_encode(args) -> None:
+    from matrix_sim.data.encode import encode_dataset
+
+    print(encode_dataset(args.data, args.out, args.checkpoint, progress=not args.quiet))
+
+
+def _cmd_eval_vae(args) -> None:
+    from matrix_sim.eval.vae_eval import eval_vae
+
+    _print_json(eval_vae(args.checkpoint, args.frames_per_scene, args.sheet, progress=not args.quiet), args.json)
+
+
+def _print_json(result: dict, one_line: bool) -> None:
+    print(json.dumps(result) if one_line else json.dumps(result, indent=1))
 
 
 def _cmd_sheet(args) -> None:
@@ -81,6 +103,25 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--width", type=positive_int, default=256)
     bench.add_argument("--height", type=positive_int, default=144)
     bench.set_defaults(func=_cmd_bench)
+
+    tv = sub.add_parser("train-vae", help="train the frame autoencoder on recorded shards (torchrun for DDP)")
+    tv.add_argument("--config", default="configs/vae-tiny.yaml")
+    tv.add_argument("--steps", type=positive_int, default=None, help="stop at this step instead of the config's")
+    tv.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best present)")
+    tv.set_defaults(func=_cmd_train_vae)
+
+    enc = sub.add_parser("encode", help="turn recorded shards into latent shards for world-model training")
+    enc.add_argument("--data", required=True, help="a directory written by `record`")
+    enc.add_argument("--out", default=None, help="default: DATA/latents")
+    enc.add_argument("--checkpoint", default=str(DEFAULT_VAE_DIR))
+    enc.set_defaults(func=_cmd_encode)
+
+    ev = sub.add_parser("eval-vae", help="held-out reconstruction PSNR and codec speed as one JSON object")
+    ev.add_argument("--json", action="store_true", help="one line of JSON")
+    ev.add_argument("--checkpoint", default=str(DEFAULT_VAE_DIR))
+    ev.add_argument("--frames-per-scene", type=positive_int, default=4)
+    ev.add_argument("--sheet", default=None, help="also write an original | reconstruction sheet per biome here")
+    ev.set_defaults(func=_cmd_eval_vae)
 
     sheet = sub.add_parser("sheet", help="write a contact sheet of the source world (every biome, mode, time)")
     sheet.add_argument("--out", default="docs/source_world.png")

@@ -9,6 +9,8 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO_ROOT / "configs"
+CHECKPOINT_DIR = REPO_ROOT / "checkpoints"
+DEFAULT_VAE_DIR = CHECKPOINT_DIR / "vae"
 
 T = TypeVar("T")
 

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from matrix_sim.config import REPO_ROOT
+from matrix_sim.config import CHECKPOINT_DIR
 from matrix_sim.world.base import World
 
 log = logging.getLogger(__name__)
-CHECKPOINT_DIR = REPO_ROOT / "checkpoints"
+WORLD_MODEL_MARKER = "dit/config.json"     # a world-model checkpoint folder holds its DiT (and its autoencoder)
 WORLD_KINDS = ("auto", "engine", "model")
 DEFAULT_FRAME_RATE = 16
 
@@ -40,8 +40,8 @@ class WorldHandle:
 
 
 def find_checkpoint(root: Path = CHECKPOINT_DIR) -> Optional[Path]:
-    """The newest checkpoint folder (one holding *.safetensors) under checkpoints/, or None."""
-    found = sorted({p.parent for p in root.glob("**/*.safetensors")}, key=lambda p: p.stat().st_mtime)
+    """The newest world-model checkpoint folder under checkpoints/, or None (an autoencoder alone is not one)."""
+    found = sorted((p.parent.parent for p in root.glob(f"**/{WORLD_MODEL_MARKER}")), key=lambda p: p.stat().st_mtime)
     return found[-1] if found else None
 
 

@@ -37,10 +37,13 @@ def episode_name(index: int) -> str:
     return f"episode_{index:06d}.npz"
 
 
-def write_episode(path: str | Path, episode: Episode) -> None:
-    """Write atomically (temp file, then rename) so an interrupted recording never leaves half a shard."""
+def write_episode(path: str | Path, episode: Episode, frames_key: str = "frames") -> None:
+    """Write atomically (temp file, then rename) so an interrupted recording never leaves half a shard.
+
+    frames_key names the per-frame array: "frames" for images, "latents" for encoded shards.
+    """
     path = Path(path)
-    arrays = {"frames": episode.frames, "actions": episode.actions, "poses": episode.poses,
+    arrays = {frames_key: episode.frames, "actions": episode.actions, "poses": episode.poses,
               "meta": np.array(json.dumps(episode.meta, sort_keys=True))}
     tmp = path.with_suffix(".tmp")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:

@@ -48,3 +48,17 @@ def world_sheet(out: str | Path, seed: int = 1, warmup: int = 24, width: int = 2
     out.parent.mkdir(parents=True, exist_ok=True)
     grid(images, list(WORLD_SHEET_PROMPTS), cols=4).save(out)
     return out
+
+
+def write_pairs_sheet(out: str | Path, pairs: list[tuple[np.ndarray, np.ndarray, str]]) -> Path:
+    """Rows of (original | reconstruction) with the PSNR of each pair in its caption."""
+    from matrix_sim.eval.metrics import psnr
+
+    images, labels = [], []
+    for original, rebuilt, name in pairs:
+        images += [original, rebuilt]
+        labels += [f"{name}: original", f"reconstruction {psnr(original, rebuilt):.1f} dB"]
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    grid(images, labels, cols=2).save(out)
+    return out

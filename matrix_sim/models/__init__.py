@@ -1,0 +1,1 @@
+"""Neural networks: the frame autoencoder, the video DiT and the prompt encoder."""

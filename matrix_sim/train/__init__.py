@@ -1,0 +1,1 @@
+"""Training loops; each runs alone or under torchrun (DDP) unchanged."""

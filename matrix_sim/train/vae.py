@@ -1,0 +1,180 @@
+"""`python -m matrix_sim train-vae --config configs/vae-tiny.yaml`: train the frame autoencoder.
+
+Reconstruction loss (MSE for PSNR, L1 and an image-gradient term for crisp edges) on random crops of
+recorded frames; EMA weights are what ships. Resumes from RUN_DIR/latest.pt; under torchrun every rank
+draws its own crops and DDP averages the gradients.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from matrix_sim.config import ConfigError, from_dict, load_yaml
+from matrix_sim.data.frames import FrameBank
+from matrix_sim.device import autocast, describe, pick_device
+from matrix_sim.models.autoencoder import FrameAutoencoder, images_to_tensor
+from matrix_sim.train.distributed import init_distributed, replicas_in_sync, shutdown, wrap_model
+from matrix_sim.train.ema import EMA
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    mse: float = 1.0
+    l1: float = 0.5
+    edge: float = 0.5
+
+
+@dataclass(frozen=True)
+class VaeData:
+    dirs: list
+    frame_stride: int = 1
+    crop: list = field(default_factory=lambda: [72, 128])
+
+
+@dataclass(frozen=True)
+class VaeOptim:
+    batch_size: int = 16
+    lr: float = 1e-3
+    warmup_steps: int = 200
+    steps: int = 20000
+    weight_decay: float = 0.0
+    ema_decay: float = 0.999
+    grad_clip: float = 1.0
+    log_every: int = 50
+    save_every: int = 500
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class VaeConfig:
+    model: dict
+    data: VaeData
+    train: VaeOptim
+    loss: LossWeights
+    run_dir: str              # latest.pt (resume) and vae/ (EMA weights, what ships: copy it to checkpoints/)
+
+
+def load_vae_config(path: str | Path) -> VaeConfig:
+    raw = load_yaml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping")
+    raw = dict(raw)
+    raw["data"] = from_dict(VaeData, raw.get("data"), f"{path}: data")
+    raw["train"] = from_dict(VaeOptim, raw.get("train", {}), f"{path}: train")
+    raw["loss"] = from_dict(LossWeights, raw.get("loss", {}), f"{path}: loss")
+    config = from_dict(VaeConfig, raw, str(path))
+    try:
+        FrameAutoencoder(**config.model)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: model: {exc}") from None
+    return config
+
+
+def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :]
+
+
+def reconstruction_loss(recon: torch.Tensor, target: torch.Tensor, w: LossWeights) -> tuple[torch.Tensor, dict]:
+    mse = F.mse_loss(recon, target)
+    l1 = F.l1_loss(recon, target)
+    edge = sum(F.l1_loss(a, b) for a, b in zip(image_gradients(recon), image_gradients(target)))
+    total = w.mse * mse + w.l1 * l1 + w.edge * edge
+    # PSNR of images in [-1, 1]: the peak-to-peak range is 2
+    return total, {"loss": total.item(), "mse": mse.item(), "psnr": 10 * math.log10(4.0 / max(mse.item(), 1e-10))}
+
+
+def learning_rate(step: int, o: VaeOptim) -> float:
+    """Linear warm-up, then cosine decay to a tenth."""
+    if step < o.warmup_steps:
+        return o.lr * (step + 1) / o.warmup_steps
+    t = min(1.0, (step - o.warmup_steps) / max(1, o.steps - o.warmup_steps))
+    return o.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def train_vae(config_path: str | Path, steps: int | None = None, device: str | None = None, progress: bool = True) -> Path:
+    cfg = load_vae_config(config_path)
+    d = init_distributed(pick_device(device))
+    run_dir = Path(cfg.run_dir)
+    if d.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        log.info("training the autoencoder on %s, %d process(es); run dir %s", describe(d.device), d.world_size, run_dir)
+    total_steps = steps or cfg.train.steps
+    torch.manual_seed(cfg.train.seed)
+    model = FrameAutoencoder(**cfg.model).to(d.device).to(memory_format=torch.channels_last)
+    ema = EMA(model, cfg.train.ema_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    step = _resume(run_dir / "latest.pt", model, ema, opt, d.device)
+    ddp = wrap_model(model, d)
+    bank = FrameBank(cfg.data.dirs, cfg.data.frame_stride, progress=progress and d.is_main)
+    gen = torch.Generator().manual_seed(cfg.train.seed * 1000 + d.rank + step)
+    bar = tqdm(total=total_steps, initial=step, desc="train-vae", disable=not (progress and d.is_main))
+    stats, started = {}, time.perf_counter()
+    while step < total_steps:
+        for group in opt.param_groups:
+            group["lr"] = learning_rate(step, cfg.train)
+        crops = bank.random_crops(gen, cfg.train.batch_size, tuple(cfg.data.crop))
+        x = images_to_tensor(crops).to(d.device).contiguous(memory_format=torch.channels_last)
+        with autocast(d.device):
+            recon = ddp(x)
+        loss, stats = reconstruction_loss(recon.float(), x, cfg.loss)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+        opt.step()
+        ema.update(model, step)
+        step += 1
+        bar.update(1)
+        if d.is_main and (step % cfg.train.log_every == 0 or step == total_steps):
+            rate = step / max(1e-9, time.perf_counter() - started)
+            bar.set_postfix(psnr=f"{stats['psnr']:.2f}", loss=f"{stats['loss']:.4f}")
+            log.info("step %d loss %.5f mse %.6f psnr %.2f dB lr %.2e (%.2f steps/s)", step, stats["loss"], stats["mse"],
+                     stats["psnr"], opt.param_groups[0]["lr"], rate)
+        if d.is_main and (step % cfg.train.save_every == 0 or step == total_steps):
+            _save(run_dir, model, ema, opt, step, bank)
+    bar.close()
+    in_sync = replicas_in_sync(model, d)
+    if d.is_main:
+        log.info("finished at step %d on %d process(es); replicas %s", step, d.world_size,
+                 "in sync" if in_sync else "OUT OF SYNC")
+    shutdown(d)
+    return run_dir / "vae"
+
+
+def _resume(path: Path, model, ema, opt, device) -> int:
+    if not path.exists():
+        return 0
+    state = torch.load(path, map_location=device, weights_only=True)
+    model.load_state_dict(state["model"])
+    ema.model.load_state_dict(state["ema"])
+    opt.load_state_dict(state["optimizer"])
+    log.info("resumed from %s at step %d", path, state["step"])
+    return int(state["step"])
+
+
+@torch.no_grad()
+def latent_statistics(model: FrameAutoencoder, bank: FrameBank, samples: int = 256, seed: int = 0) -> tuple[float, float]:
+    """Mean and 1/std of latents over sample frames: the world model works on unit-variance latents."""
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randint(0, len(bank), (samples,), generator=gen)
+    device = next(model.parameters()).device
+    z = torch.cat([model.encode(images_to_tensor(bank.frames[idx[i:i + 32]]).to(device)) for i in range(0, samples, 32)])
+    return float(z.mean()), float(1.0 / z.std())
+
+
+def _save(run_dir: Path, model, ema, opt, step: int, bank: FrameBank) -> None:
+    tmp = run_dir / "latest.pt.tmp"
+    torch.save({"model": model.state_dict(), "ema": ema.model.state_dict(), "optimizer": opt.state_dict(), "step": step}, tmp)
+    tmp.replace(run_dir / "latest.pt")
+    shift, scale = latent_statistics(ema.model, bank)
+    ema.model.register_to_config(shift_factor=shift, scaling_factor=scale)
+    ema.model.save_pretrained(run_dir / "vae")
+    log.info("saved step %d to %s (latent shift %.3f, scale %.3f)", step, run_dir, shift, scale)

@@ -1,0 +1,124 @@
+"""The frame autoencoder: shapes, the shipped checkpoint's round trip, training under DDP, error paths."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from matrix_sim.config import DEFAULT_VAE_DIR, ConfigError
+from matrix_sim.data.record import record
+from matrix_sim.eval.metrics import psnr
+from matrix_sim.eval.vae_eval import reconstruct
+from matrix_sim.models.autoencoder import FrameAutoencoder, images_to_tensor, tensor_to_images
+from matrix_sim.models.loading import load_autoencoder
+from matrix_sim.train.vae import load_vae_config, reconstruction_loss, LossWeights
+
+TINY_MODEL = {"latent_channels": 4, "channels": [8, 8, 8], "decoder_blocks": [1, 1, 1], "encoder_blocks": [1, 1, 1]}
+SHIPPED_PSNR_FLOOR_DB = 27.0
+
+
+def tiny_config(tmp_path, data_dir, steps=3):
+    config = {"model": TINY_MODEL, "data": {"dirs": [str(data_dir)], "frame_stride": 1, "crop": [32, 64]},
+              "train": {"batch_size": 2, "steps": steps, "warmup_steps": 1, "log_every": 1, "save_every": steps},
+              "loss": {}, "run_dir": str(tmp_path / "run")}
+    path = tmp_path / "vae.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def small_shards(tmp_path_factory):
+    return record(tmp_path_factory.mktemp("shards") / "rec", episodes=2, frames=6, seed=0, width=128, height=72,
+                  progress=False)
+
+
+def test_shapes_and_latent_clamp():
+    model = FrameAutoencoder(**TINY_MODEL)
+    x = torch.rand(2, 3, 144, 256) * 2 - 1
+    z = model.encode(x)
+    assert z.shape == (2, 4, 18, 32) and z.abs().max() <= 3.0
+    assert model.decode(z).shape == x.shape
+
+
+def test_image_tensor_round_trip_is_exact():
+    images = np.random.default_rng(0).integers(0, 256, (3, 16, 32, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(tensor_to_images(images_to_tensor(images)), images)
+
+
+def test_loss_reports_psnr_of_the_reconstruction():
+    target = torch.zeros(1, 3, 8, 8)
+    _, stats = reconstruction_loss(target + 0.02, target, LossWeights())
+    assert stats["psnr"] == pytest.approx(10 * np.log10(4 / 0.02**2), rel=1e-4)
+
+
+@pytest.mark.skipif(not (DEFAULT_VAE_DIR / "config.json").exists(), reason="no shipped autoencoder checkpoint")
+def test_shipped_checkpoint_round_trips_a_rendered_frame(world):
+    model = load_autoencoder()
+    frame = world.reset("drive grassland by day", 2**31 + 5)
+    recon = reconstruct(model, frame.image[None])[0]
+    assert psnr(frame.image, recon) > SHIPPED_PSNR_FLOOR_DB
+
+
+def test_missing_checkpoint_names_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        load_autoencoder(tmp_path / "nowhere")
+
+
+def test_mismatched_checkpoint_is_a_clear_error(tmp_path):
+    FrameAutoencoder(**TINY_MODEL).save_pretrained(tmp_path / "vae")
+    config = json.loads((tmp_path / "vae" / "config.json").read_text())
+    config["channels"] = [16, 8, 8]
+    (tmp_path / "vae" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="does not match"):
+        load_autoencoder(tmp_path / "vae")
+
+
+def test_malformed_training_config_names_the_key(tmp_path, small_shards):
+    path = tiny_config(tmp_path, small_shards)
+    config = yaml.safe_load(path.read_text())
+    config["train"]["learning_speed"] = 3
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError, match="learning_speed"):
+        load_vae_config(path)
+
+
+def test_training_resumes_and_exports(tmp_path, small_shards):
+    from matrix_sim.train.vae import train_vae
+
+    path = tiny_config(tmp_path, small_shards, steps=2)
+    exported = train_vae(path, progress=False)
+    assert torch.load(tmp_path / "run" / "latest.pt", weights_only=True)["step"] == 2
+    train_vae(path, steps=4, progress=False)
+    assert torch.load(tmp_path / "run" / "latest.pt", weights_only=True)["step"] == 4
+    model = load_autoencoder(exported)
+    assert model.config.scaling_factor > 0
+
+
+def test_ddp_training_with_two_cpu_processes(tmp_path, small_shards):
+    path = tiny_config(tmp_path, small_shards, steps=3)
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "matrix_sim", "-q", "train-vae", "--config", str(path), "--device", "cpu"],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "on 2 process(es); replicas in sync" in result.stderr
+    assert torch.load(tmp_path / "run" / "latest.pt", weights_only=True)["step"] == 3
+
+
+def test_encode_writes_latent_shards(tmp_path, small_shards):
+    from matrix_sim.data.encode import LATENT_FORMAT, encode_dataset
+    from matrix_sim.data.shards import read_manifest
+
+    FrameAutoencoder(**TINY_MODEL, scaling_factor=2.0).save_pretrained(tmp_path / "vae")
+    out = encode_dataset(small_shards, tmp_path / "latents", tmp_path / "vae", progress=False)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["format"] == LATENT_FORMAT and manifest["scaling_factor"] == 2.0
+    assert manifest["latent_shape"] == [4, 9, 16]
+    with np.load(out / "episode_000000.npz") as data:
+        assert data["latents"].shape == (6, 4, 9, 16) and data["latents"].dtype == np.float16
+        source = np.load(small_shards / "episode_000000.npz")
+        np.testing.assert_array_equal(data["actions"], source["actions"])
+    assert len(manifest["episodes"]) == len(read_manifest(small_shards)["episodes"])
