@@ -44,6 +44,13 @@ def _cmd_train_vae(args) -> None:
     print(train_vae(args.config, steps=args.steps, device=args.device, progress=not args.quiet))
 
 
+def _cmd_train(args) -> None:
+    from matrix_sim.train.world_model import train
+
+    summary = train(args.config, steps=args.steps, device=args.device, progress=not args.quiet)
+    print(summary.run_dir)
+
+
 def _cmd_encode(args) -> None:
     from matrix_sim.data.encode import encode_dataset
 
@@ -109,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     tv.add_argument("--steps", type=positive_int, default=None, help="stop at this step instead of the config's")
     tv.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best present)")
     tv.set_defaults(func=_cmd_train_vae)
+
+    tw = sub.add_parser("train", help="train the world model (DiT) on latent shards (torchrun for DDP)")
+    tw.add_argument("--config", default="configs/tiny-cpu.yaml")
+    tw.add_argument("--steps", type=positive_int, default=None, help="stop at this step instead of the config's")
+    tw.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best present)")
+    tw.set_defaults(func=_cmd_train)
 
     enc = sub.add_parser("encode", help="turn recorded shards into latent shards for world-model training")
     enc.add_argument("--data", required=True, help="a directory written by `record`")

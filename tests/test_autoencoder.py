@@ -13,6 +13,7 @@ from matrix_sim.data.record import record
 from matrix_sim.eval.metrics import psnr
 from matrix_sim.eval.vae_eval import reconstruct
 from matrix_sim.models.autoencoder import FrameAutoencoder, images_to_tensor, tensor_to_images
+from matrix_sim.models.checkpoint import CheckpointError
 from matrix_sim.models.loading import load_autoencoder
 from matrix_sim.train.vae import load_vae_config, reconstruction_loss, LossWeights
 
@@ -63,7 +64,7 @@ def test_shipped_checkpoint_round_trips_a_rendered_frame(world):
 
 
 def test_missing_checkpoint_names_the_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="config.json"):
+    with pytest.raises(CheckpointError, match="config.json"):
         load_autoencoder(tmp_path / "nowhere")
 
 
@@ -72,7 +73,7 @@ def test_mismatched_checkpoint_is_a_clear_error(tmp_path):
     config = json.loads((tmp_path / "vae" / "config.json").read_text())
     config["channels"] = [16, 8, 8]
     (tmp_path / "vae" / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ValueError, match="does not match"):
+    with pytest.raises(CheckpointError, match="disagree|cannot load"):
         load_autoencoder(tmp_path / "vae")
 
 

@@ -69,6 +69,14 @@ def replicas_in_sync(model: torch.nn.Module, d: Distributed) -> bool:
     return bool(same.item())
 
 
+def log_finish(model: torch.nn.Module, d: Distributed, step: int) -> None:
+    """The last log line of a run: where it stopped, and whether all processes ended with the same weights."""
+    in_sync = replicas_in_sync(model, d)
+    if d.is_main:
+        log.info("finished at step %d on %d process(es); replicas %s", step, d.world_size,
+                 "in sync" if in_sync else "OUT OF SYNC")
+
+
 def all_mean(value: float, d: Distributed) -> float:
     """The mean of a number over all processes (so the logged loss is the whole batch's)."""
     if not d.active:

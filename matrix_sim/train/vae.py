@@ -20,7 +20,8 @@ from matrix_sim.config import ConfigError, from_dict, load_yaml
 from matrix_sim.data.frames import FrameBank
 from matrix_sim.device import autocast, describe, pick_device
 from matrix_sim.models.autoencoder import FrameAutoencoder, images_to_tensor
-from matrix_sim.train.distributed import init_distributed, replicas_in_sync, shutdown, wrap_model
+from matrix_sim.train.distributed import init_distributed, log_finish, shutdown, wrap_model
+from matrix_sim.train.optim import OptimSettings, optimizer_step
 from matrix_sim.train.ema import EMA
 
 log = logging.getLogger(__name__)
@@ -41,24 +42,10 @@ class VaeData:
 
 
 @dataclass(frozen=True)
-class VaeOptim:
-    batch_size: int = 16
-    lr: float = 1e-3
-    warmup_steps: int = 200
-    steps: int = 20000
-    weight_decay: float = 0.0
-    ema_decay: float = 0.999
-    grad_clip: float = 1.0
-    log_every: int = 50
-    save_every: int = 500
-    seed: int = 0
-
-
-@dataclass(frozen=True)
 class VaeConfig:
     model: dict
     data: VaeData
-    train: VaeOptim
+    train: OptimSettings
     loss: LossWeights
     run_dir: str              # latest.pt (resume) and vae/ (EMA weights, what ships: copy it to checkpoints/)
 
@@ -69,7 +56,7 @@ def load_vae_config(path: str | Path) -> VaeConfig:
         raise ConfigError(f"{path}: expected a mapping")
     raw = dict(raw)
     raw["data"] = from_dict(VaeData, raw.get("data"), f"{path}: data")
-    raw["train"] = from_dict(VaeOptim, raw.get("train", {}), f"{path}: train")
+    raw["train"] = from_dict(OptimSettings, raw.get("train", {}), f"{path}: train")
     raw["loss"] = from_dict(LossWeights, raw.get("loss", {}), f"{path}: loss")
     config = from_dict(VaeConfig, raw, str(path))
     try:
@@ -92,7 +79,7 @@ def reconstruction_loss(recon: torch.Tensor, target: torch.Tensor, w: LossWeight
     return total, {"loss": total.item(), "mse": mse.item(), "psnr": 10 * math.log10(4.0 / max(mse.item(), 1e-10))}
 
 
-def learning_rate(step: int, o: VaeOptim) -> float:
+def learning_rate(step: int, o: OptimSettings) -> float:
     """Linear warm-up, then cosine decay to a tenth."""
     if step < o.warmup_steps:
         return o.lr * (step + 1) / o.warmup_steps
@@ -116,21 +103,18 @@ def train_vae(config_path: str | Path, steps: int | None = None, device: str | N
     ddp = wrap_model(model, d)
     bank = FrameBank(cfg.data.dirs, cfg.data.frame_stride, progress=progress and d.is_main)
     gen = torch.Generator().manual_seed(cfg.train.seed * 1000 + d.rank + step)
+    per_process_batch = max(1, cfg.train.batch_size // d.world_size)
     bar = tqdm(total=total_steps, initial=step, desc="train-vae", disable=not (progress and d.is_main))
     stats, started = {}, time.perf_counter()
     while step < total_steps:
         for group in opt.param_groups:
             group["lr"] = learning_rate(step, cfg.train)
-        crops = bank.random_crops(gen, cfg.train.batch_size, tuple(cfg.data.crop))
+        crops = bank.random_crops(gen, per_process_batch, tuple(cfg.data.crop))
         x = images_to_tensor(crops).to(d.device).contiguous(memory_format=torch.channels_last)
         with autocast(d.device):
             recon = ddp(x)
         loss, stats = reconstruction_loss(recon.float(), x, cfg.loss)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-        opt.step()
-        ema.update(model, step)
+        optimizer_step(loss, model, opt, ema, step, cfg.train.grad_clip)
         step += 1
         bar.update(1)
         if d.is_main and (step % cfg.train.log_every == 0 or step == total_steps):
@@ -141,10 +125,7 @@ def train_vae(config_path: str | Path, steps: int | None = None, device: str | N
         if d.is_main and (step % cfg.train.save_every == 0 or step == total_steps):
             _save(run_dir, model, ema, opt, step, bank)
     bar.close()
-    in_sync = replicas_in_sync(model, d)
-    if d.is_main:
-        log.info("finished at step %d on %d process(es); replicas %s", step, d.world_size,
-                 "in sync" if in_sync else "OUT OF SYNC")
+    log_finish(model, d, step)
     shutdown(d)
     return run_dir / "vae"
 

@@ -1,0 +1,58 @@
+"""The folder the game plays: everything the generated world needs, written by training, read by WorldModel.
+
+  world_model.json       {"format", "stream": StreamConfig, "latent_shape": [C, H, W], "frame_rate"}
+  dit/                   WorldDiT (config.json + diffusion_pytorch_model.safetensors), EMA weights
+  vae/                   FrameAutoencoder, the one the training latents were encoded with
+  prompts.safetensors    cached prompt embeddings of the scene presets (PromptBank)
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from matrix_sim.config import from_dict
+from matrix_sim.models.checkpoint import CheckpointError
+from matrix_sim.stream.schedule import StreamConfig
+
+FORMAT = "matrix-sim-world-model/1"
+MANIFEST = "world_model.json"
+DIT_DIR = "dit"
+VAE_DIR = "vae"
+PROMPTS_FILE = "prompts.safetensors"
+
+
+@dataclass(frozen=True)
+class BundleInfo:
+    stream: StreamConfig
+    latent_shape: tuple
+    frame_rate: int
+
+
+def bundle_root(path: str | Path) -> Path:
+    """The bundle folder: `path` itself, or its parent when given one of its parts (dit/, vae/)."""
+    path = Path(path)
+    for candidate in (path, path.parent):
+        if (candidate / MANIFEST).is_file():
+            return candidate
+    raise CheckpointError(f"not a world-model checkpoint: missing file {path / MANIFEST}")
+
+
+def write_info(directory: str | Path, info: BundleInfo) -> None:
+    path = Path(directory) / MANIFEST
+    data = {"format": FORMAT, "stream": dataclasses.asdict(info.stream), "latent_shape": list(info.latent_shape),
+            "frame_rate": info.frame_rate}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def read_info(directory: str | Path) -> BundleInfo:
+    path = Path(directory) / MANIFEST
+    data = json.loads(path.read_text())
+    if data.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: format {data.get('format')!r}, expected {FORMAT!r}")
+    return BundleInfo(from_dict(StreamConfig, data["stream"], f"{path}: stream"), tuple(data["latent_shape"]),
+                      int(data["frame_rate"]))

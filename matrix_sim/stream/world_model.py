@@ -1,0 +1,144 @@
+"""WorldModel: the generated world behind the World protocol (reset / step / set_prompt), forever.
+
+It streams with the Swin-DPM sampler and decodes each emitted block with the frame autoencoder. A stream
+starts from the prompt alone (reset) or from real frames (prime, e.g. the source world's, for evaluation),
+and reset again restarts it (the client's Backspace). A frame leaves the window L calls after it entered
+with its action; `retarget_actions` in the stream config lets window frames take the newest action.
+"""
+from __future__ import annotations
+
+import logging
+from collections import deque
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from matrix_sim.actions import IDLE, Action
+from matrix_sim.device import describe, pick_device
+from matrix_sim.models.autoencoder import FrameAutoencoder, images_to_tensor, tensor_to_images
+from matrix_sim.models.checkpoint import CheckpointError, load_model
+from matrix_sim.models.dit import WorldDiT
+from matrix_sim.models.loading import load_autoencoder
+from matrix_sim.models.prompt import PromptBank
+from matrix_sim.stream import bundle
+from matrix_sim.stream.sampler import Emitted, SwinSampler
+from matrix_sim.world.base import Frame
+from matrix_sim.world.scenes import UnknownPrompt, parse_prompt, scene_catalog
+
+log = logging.getLogger(__name__)
+Progress = Callable[[float, str], None]
+
+
+def _no_progress(fraction: float, text: str) -> None:
+    pass
+
+
+class WorldModel:
+    def __init__(self, dit: WorldDiT, vae: FrameAutoencoder, prompts: PromptBank, info: bundle.BundleInfo,
+                 device: Optional[torch.device] = None):
+        self.torch_device = device or pick_device()
+        self.dit = dit.to(self.torch_device).eval()
+        self.vae = vae.to(self.torch_device).eval().to(memory_format=torch.channels_last)   # its fast layout
+        self.prompts = prompts
+        self.info = info
+        self.frame_rate = info.frame_rate
+        self.device = describe(self.torch_device)        # what the client shows on the HUD
+        self.sampler = SwinSampler(self.dit, info.stream, info.latent_shape, self.torch_device)
+        self._queue: deque[tuple[np.ndarray, Action]] = deque()
+        self._action = IDLE
+        self._embedding: Optional[torch.Tensor] = None
+        self.index = -1
+        self.prompt = ""
+        self.mode = "drive"
+
+    @classmethod
+    def from_pretrained(cls, checkpoint_dir: str | Path, progress: Optional[Progress] = None,
+                        device: Optional[str] = None) -> "WorldModel":
+        """Load a bundle (see matrix_sim.stream.bundle); progress(fraction, text) feeds a loading screen."""
+        progress = progress or _no_progress
+        root = bundle.bundle_root(checkpoint_dir)
+        info = bundle.read_info(root)
+        progress(0.1, "loading the world model (DiT)")
+        dit = load_model(WorldDiT, root / bundle.DIT_DIR, what="world model")
+        progress(0.5, "loading the frame decoder")
+        vae = load_autoencoder(root / bundle.VAE_DIR)
+        channels = {"world model": dit.config.in_channels, "autoencoder": vae.config.latent_channels,
+                    "world_model.json": info.latent_shape[0]}
+        if len(set(channels.values())) > 1:
+            raise CheckpointError(f"{root}: latent channels disagree: {channels}")
+        progress(0.8, "loading prompt embeddings")
+        prompts = PromptBank.load(root / bundle.PROMPTS_FILE)
+        world = cls(dit, vae, prompts, info, pick_device(device))
+        progress(1.0, f"world model ready on {world.device}")
+        log.info("world model %s: %.1fM parameters, stream %s, on %s", root,
+                 sum(p.numel() for p in dit.parameters()) / 1e6, info.stream, world.device)
+        return world
+
+    # ---- World protocol ---------------------------------------------------------------------------
+    def reset(self, prompt: str, seed: int) -> Frame:
+        """Start a new stream from the prompt alone (no real frame)."""
+        self._restart(prompt, seed)
+        return self._next_frame(action_known=False)
+
+    def prime(self, images: np.ndarray, actions: np.ndarray, prompt: str, seed: int) -> Frame:
+        """Start from real frames (F, H, W, 3) uint8 and the actions taken at them (F, A), shard convention:
+        images[t + 1] is what actions[t] produced, and actions[-1] drives the first generated frame."""
+        if len(images) != len(actions) or len(images) == 0:
+            raise ValueError(f"prime needs as many actions as frames (> 0), got {len(images)} and {len(actions)}")
+        self._restart(prompt, seed)
+        with torch.inference_mode():
+            pixels = images_to_tensor(images).to(self.torch_device).contiguous(memory_format=torch.channels_last)
+            raw = self.vae.encode(pixels)
+        taken = torch.as_tensor(np.asarray(actions, dtype=np.float32))
+        produced_by = torch.cat([torch.zeros_like(taken[:1]), taken[:-1]])    # frame t was produced by action t-1
+        self.sampler.prime(self.vae.to_model_space(raw), produced_by, self.prompts.embed(prompt))
+        self._action = Action.from_array(taken[-1].numpy())
+        return self._next_frame(action_known=True)
+
+    def step(self, action: Action) -> Frame:
+        if self._embedding is None:
+            raise RuntimeError("WorldModel.step before reset")
+        self._action = action
+        return self._next_frame(action_known=True)
+
+    def set_prompt(self, prompt: str) -> None:
+        """Takes effect on the frames still in the window and every frame after."""
+        self._embedding = self.prompts.embed(prompt)
+        self.prompt = prompt
+        self.mode = self._mode_of(prompt)
+
+    def close(self) -> None:
+        self._queue.clear()
+
+    # ---- internals --------------------------------------------------------------------------------
+    def _restart(self, prompt: str, seed: int) -> None:
+        self.sampler.reset(seed)
+        self._queue.clear()
+        self._action = IDLE
+        self.index = -1
+        self.set_prompt(prompt)
+
+    def _next_frame(self, action_known: bool) -> Frame:
+        while not self._queue:
+            emitted = self.sampler.step(torch.as_tensor(self._action.to_array()), self._embedding)
+            if emitted is not None:
+                self._queue.extend(zip(self._decode(emitted), map(Action.from_array, emitted.actions.cpu().numpy())))
+        image, action = self._queue.popleft()
+        self.index += 1
+        return Frame(image=image, index=self.index, prompt=self.prompt, mode=self.mode,
+                     action=action if action_known else None)
+
+    @torch.inference_mode()
+    def _decode(self, emitted: Emitted) -> list[np.ndarray]:
+        latents = self.vae.from_model_space(emitted.latents).contiguous(memory_format=torch.channels_last)
+        return list(tensor_to_images(self.vae.decode(latents)))
+
+    def _mode_of(self, prompt: str) -> str:
+        """Drive or walk: the preset's mode, or for free text the mode of the nearest preset in meaning."""
+        try:
+            return parse_prompt(prompt).mode
+        except UnknownPrompt:
+            nearest = self.prompts.nearest(prompt, scene_catalog().prompts)
+            return parse_prompt(nearest).mode

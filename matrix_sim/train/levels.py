@@ -1,0 +1,66 @@
+"""Per-frame noise levels for training, shaped like the stream the model will run in (DESIGN.md).
+
+Most steps mirror inference: K context frames lightly noised (augmentation against drift), then window
+blocks at the staggered levels s_1..s_L with jitter; sometimes the context is shorter or absent and the
+window only partly filled, as when a stream starts from a prompt or from a few real frames. The rest are
+diffusion forcing: every frame at its own random level, so any schedule works.
+The layout (how many frames, which kind) is drawn once per step so a batch shares one clip length.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from matrix_sim.stream.schedule import StreamConfig, level_schedule, shift_levels
+
+
+@dataclass(frozen=True)
+class LevelMix:
+    """How training levels are drawn (the `levels` section of a config)."""
+
+    forcing_prob: float          # share of steps with independent random levels per frame
+    context_dropout: float       # share of full-window steps with fewer context frames (0..K-1): the ring filling
+    partial_window: float        # share of stream steps whose window holds only the newest m < L blocks (a start)
+    context_noise_max: float     # context frames get a level uniform in [0, this]
+    level_jitter: float          # window levels move by up to +-jitter/2 of the gap to the next level
+
+
+@dataclass(frozen=True)
+class Layout:
+    context: int                 # context frames at the clip's start
+    blocks: int                  # window blocks after them (the newest levels)
+    forcing: bool
+
+    def frames(self, stream: StreamConfig) -> int:
+        return self.context + self.blocks * stream.block_frames
+
+
+def sample_layout(rng: np.random.Generator, stream: StreamConfig, mix: LevelMix) -> Layout:
+    full = stream.context_frames
+    if rng.random() < mix.forcing_prob:
+        return Layout(full, stream.levels, forcing=True)
+    if stream.levels > 1 and rng.random() < mix.partial_window:
+        # the first L - 1 calls of a stream: started from the prompt alone (no context) or from real frames
+        return Layout(int(rng.choice([0, full])), int(rng.integers(1, stream.levels)), forcing=False)
+    context = int(rng.integers(full)) if full and rng.random() < mix.context_dropout else full
+    return Layout(context, stream.levels, forcing=False)
+
+
+def training_levels(layout: Layout, stream: StreamConfig, mix: LevelMix, batch: int,
+                    generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """levels (batch, frames) in [0, 1] and loss mask (batch, frames): which frames the loss is taken on."""
+    frames = layout.frames(stream)
+    if layout.forcing:
+        levels = shift_levels(torch.rand(batch, frames, generator=generator), stream.shift)
+        return levels, torch.ones(batch, frames, dtype=torch.bool)
+    schedule = level_schedule(stream.levels, stream.shift)
+    index = torch.arange(stream.levels - layout.blocks + 1, stream.levels + 1)     # the newest levels, oldest first
+    gap = schedule[index] - schedule[index - 1]
+    jitter = (torch.rand(batch, layout.blocks, generator=generator) - 0.5) * mix.level_jitter * gap
+    window = (schedule[index] + jitter).clamp(0.0, 1.0).repeat_interleave(stream.block_frames, dim=1)
+    context = torch.rand(batch, layout.context, generator=generator) * mix.context_noise_max
+    mask = torch.zeros(batch, frames, dtype=torch.bool)
+    mask[:, layout.context:] = True
+    return torch.cat([context, window], dim=1), mask

@@ -1,0 +1,34 @@
+"""Optimiser settings and the update step shared by the training loops (autoencoder, world model)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from matrix_sim.train.ema import EMA
+
+
+@dataclass(frozen=True)
+class OptimSettings:
+    """The `train` section of a training config."""
+
+    batch_size: int = 8            # samples per step, over all processes together
+    lr: float = 3e-4
+    warmup_steps: int = 500
+    steps: int = 100_000
+    weight_decay: float = 0.0
+    ema_decay: float = 0.999
+    grad_clip: float = 1.0
+    log_every: int = 25
+    save_every: int = 250
+    seed: int = 0
+
+
+def optimizer_step(loss: torch.Tensor, model: torch.nn.Module, opt: torch.optim.Optimizer, ema: EMA, step: int,
+                   grad_clip: float) -> None:
+    """Backward, clip the gradient norm, update, and fold the new weights into the EMA."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    opt.step()
+    ema.update(model, step)

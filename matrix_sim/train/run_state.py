@@ -1,0 +1,71 @@
+"""A run's resumable state in one safetensors file: weights, EMA weights, AdamW moments, step.
+
+The model and stream sections of the config are stored with it; resuming under a config whose model or
+stream differ is refused with the keys that differ (the weights would not fit, or not mean the same).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from matrix_sim.models.checkpoint import CheckpointError, config_differences
+
+log = logging.getLogger(__name__)
+STATE_FILE = "train_state.safetensors"
+
+
+def _optimizer_tensors(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    return {f"opt.{index}.{key}": torch.as_tensor(value).detach().cpu().contiguous()
+            for index, state in opt.state_dict()["state"].items() for key, value in state.items()}
+
+
+def _with_prefix(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
+    """From the 'INDEX.KEY' tensors written by _optimizer_tensors."""
+    state: dict[int, dict] = {}
+    for name, value in tensors.items():
+        index, key = name.split(".", 1)
+        state.setdefault(int(index), {})[key] = value
+    full = opt.state_dict()
+    full["state"] = state
+    opt.load_state_dict(full)
+
+
+def save_state(run_dir: Path, step: int, model, ema_model, opt, identity: dict) -> None:
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors.update({f"ema.{k}": v.detach().cpu().contiguous() for k, v in ema_model.state_dict().items()})
+    tensors.update(_optimizer_tensors(opt))
+    path = run_dir / STATE_FILE
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, str(tmp), metadata={"step": str(step), "identity": json.dumps(identity)})
+    os.replace(tmp, path)
+
+
+def load_state(run_dir: Path, model, ema_model, opt, identity: dict) -> int:
+    """Restore a run if RUN_DIR holds one (returns its step), else 0."""
+    path = run_dir / STATE_FILE
+    if not path.is_file():
+        return 0
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    saved = json.loads(meta["identity"])
+    diffs = [f"{section}.{d}" for section in sorted(identity)
+             for d in config_differences(saved.get(section, {}), identity[section])]
+    if diffs:
+        raise CheckpointError(f"{path} was trained with another config; cannot resume: " + "; ".join(diffs))
+    tensors = load_file(str(path))
+    model.load_state_dict(_with_prefix(tensors, "model."))
+    ema_model.load_state_dict(_with_prefix(tensors, "ema."))
+    _load_optimizer(opt, _with_prefix(tensors, "opt."))
+    step = int(meta["step"])
+    log.info("resumed %s at step %d", path, step)
+    return step

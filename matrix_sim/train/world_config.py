@@ -1,0 +1,49 @@
+"""World-model configs (configs/tiny-cpu.yaml, base.yaml, matrix-720p.yaml): YAML -> dataclasses.
+
+Keys: data (latent shards), run_dir, autoencoder; sections model (WorldDiT's arguments), stream
+(StreamConfig: the Swin-DPM window the model will run in), levels (LevelMix: how training noise levels
+are drawn), train (OptimSettings: optimiser, EMA, logging and checkpoint intervals).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from matrix_sim.config import DEFAULT_VAE_DIR, ConfigError, from_dict, load_yaml
+from matrix_sim.models.checkpoint import CheckpointError, full_config
+from matrix_sim.models.dit import WorldDiT
+from matrix_sim.stream.schedule import StreamConfig
+from matrix_sim.train.levels import LevelMix
+from matrix_sim.train.optim import OptimSettings
+
+
+@dataclass(frozen=True)
+class WorldModelConfig:
+    data: str                          # latent shard folder (`python -m matrix_sim encode`)
+    run_dir: str                       # resumable state, log, and the playable bundle (dit/, vae/, ...)
+    model: dict
+    stream: StreamConfig
+    levels: LevelMix
+    train: OptimSettings
+    autoencoder: str = str(DEFAULT_VAE_DIR)    # the codec the latents were made with; copied into the bundle
+
+    def model_config(self) -> dict:
+        """WorldDiT's full constructor arguments (defaults filled in): what a checkpoint is compared against."""
+        return full_config(WorldDiT, self.model)
+
+
+def load_config(path: str | Path) -> WorldModelConfig:
+    raw = load_yaml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected data, run_dir and the sections model, stream, levels, train")
+    sections = {"stream": StreamConfig, "levels": LevelMix, "train": OptimSettings}
+    built = {name: from_dict(cls, raw.get(name), f"{path}: {name}") for name, cls in sections.items()}
+    config = from_dict(WorldModelConfig, {**raw, **built}, str(path))
+    try:
+        config.model_config()
+    except CheckpointError as exc:
+        raise ConfigError(f"{path}: model: {exc}") from None
+    if config.stream.context_level > config.levels.context_noise_max:
+        raise ConfigError(f"{path}: stream.context_level {config.stream.context_level} is outside the context noise "
+                          f"the model is trained on (levels.context_noise_max {config.levels.context_noise_max})")
+    return config

@@ -1,0 +1,185 @@
+"""`train(config)`: rectified-flow training of the world model on latent shards; alone or under torchrun.
+
+Each step draws one clip layout (stream-shaped or diffusion forcing, see train/levels.py), clips of that
+many frames with the actions that produced them and a random paraphrase of their scene, and regresses
+v = noise - x0 on the frames the layout scores. The run folder holds the resumable state (saved often),
+a log, and a playable bundle (EMA weights + autoencoder + preset prompt embeddings) that WorldModel loads.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from matrix_sim.device import autocast, describe, pick_device
+from matrix_sim.models.checkpoint import CheckpointError, save_model
+from matrix_sim.models.dit import WorldDiT
+from matrix_sim.models.loading import load_autoencoder
+from matrix_sim.models.prompt import PromptBank
+from matrix_sim.stream import bundle
+from matrix_sim.stream.schedule import StreamConfig
+from matrix_sim.train.distributed import Distributed, all_mean, init_distributed, log_finish, shutdown, wrap_model
+from matrix_sim.train.ema import EMA
+from matrix_sim.train.latents import ClipBatch, LatentShards
+from matrix_sim.train.levels import Layout, LevelMix, sample_layout, training_levels
+from matrix_sim.train.optim import optimizer_step
+from matrix_sim.train.run_state import load_state, save_state
+from matrix_sim.train.world_config import WorldModelConfig, load_config
+from matrix_sim.world.scenes import scene_catalog
+
+log = logging.getLogger(__name__)
+TRAIN_PROMPTS = "prompts-train.safetensors"     # every caption of the data, embedded once per run
+LOG_FILE = "train.log"
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    run_dir: Path
+    step: int
+    first_loss: float          # mean loss of the first logging interval of this invocation
+    last_loss: float           # mean loss of the last one
+
+
+def flow_loss(model, clips: ClipBatch, prompts: torch.Tensor, layout: Layout, stream: StreamConfig, mix: LevelMix,
+              generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """Mean squared error of the predicted v = noise - x0 on the frames the layout scores."""
+    frames = layout.frames(stream)
+    x0 = clips.latents[:, :frames]
+    levels, mask = training_levels(layout, stream, mix, x0.shape[0], generator)
+    noise = torch.randn(x0.shape, generator=generator)
+    s = levels[..., None, None, None]
+    noisy, target = (1 - s) * x0 + s * noise, noise - x0
+    with autocast(device):
+        v = model(noisy.to(device), levels.to(device), clips.actions[:, :frames].to(device), prompts.to(device))
+    per_frame = (v.float() - target.to(device)).pow(2).mean(dim=(2, 3, 4))
+    mask = mask.to(device)
+    return (per_frame * mask).sum() / mask.sum()
+
+
+def learning_rate(step: int, cfg: WorldModelConfig) -> float:
+    """Linear warm-up, then constant (a long run is stopped and resumed, not scheduled to an end)."""
+    return cfg.train.lr * min(1.0, (step + 1) / max(1, cfg.train.warmup_steps))
+
+
+def train(config_path: str | Path, steps: int | None = None, device: str | None = None,
+          progress: bool = True) -> TrainSummary:
+    cfg = load_config(config_path)
+    d = init_distributed(pick_device(device))
+    run_dir = Path(cfg.run_dir)
+    try:
+        return _train(cfg, d, run_dir, steps or cfg.train.steps, progress and d.is_main)
+    finally:
+        shutdown(d)
+
+
+def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: int, progress: bool) -> TrainSummary:
+    if cfg.train.batch_size % d.world_size:
+        raise ValueError(f"batch_size {cfg.train.batch_size} does not split over {d.world_size} processes")
+    if d.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _log_to(run_dir / LOG_FILE)
+    shards = LatentShards(cfg.data, cfg.stream.clip_frames, progress=progress)
+    if shards.latent_shape[0] != cfg.model_config()["in_channels"]:
+        raise ValueError(f"the latents have {shards.latent_shape[0]} channels, model.in_channels is "
+                         f"{cfg.model_config()['in_channels']}")
+    prompts = _training_prompts(run_dir, shards.texts(), d, progress)
+    torch.manual_seed(cfg.train.seed)
+    model = WorldDiT(**cfg.model).to(d.device)
+    ema = EMA(model, cfg.train.ema_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    identity = {"model": cfg.model_config(), "stream": dataclasses.asdict(cfg.stream)}
+    step = load_state(run_dir, model, ema.model, opt, identity)
+    if d.is_main:
+        _write_bundle_parts(run_dir, cfg, shards)
+        log.info("training the world model (%.2fM parameters) on %s, %d process(es), from step %d to %d; run dir %s",
+                 sum(p.numel() for p in model.parameters()) / 1e6, describe(d.device), d.world_size, step,
+                 total_steps, run_dir)
+    ddp = wrap_model(model, d)
+    per_process = cfg.train.batch_size // d.world_size
+    bar = tqdm(total=total_steps, initial=step, desc="train world model", unit="step", disable=not progress)
+    losses, intervals, interval_start = [], [], time.perf_counter()
+    while step < total_steps:
+        for group in opt.param_groups:
+            group["lr"] = learning_rate(step, cfg)
+        layout = sample_layout(np.random.default_rng([cfg.train.seed, step]), cfg.stream, cfg.levels)
+        rng = np.random.default_rng([cfg.train.seed, step, d.rank])     # a resumed run draws what it would have
+        clips = shards.sample(rng, per_process)
+        generator = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
+        loss = flow_loss(ddp, clips, prompts.embed_many(clips.texts), layout, cfg.stream, cfg.levels, generator,
+                         d.device)
+        optimizer_step(loss, model, opt, ema, step, cfg.train.grad_clip)
+        step += 1
+        bar.update(1)
+        losses.append(loss.item())
+        if step % cfg.train.log_every == 0 or step == total_steps:
+            intervals.append(all_mean(float(np.mean(losses)), d))
+            rate = cfg.train.batch_size * len(losses) / max(1e-9, time.perf_counter() - interval_start)
+            losses.clear()
+            interval_start = time.perf_counter()
+            bar.set_postfix(loss=f"{intervals[-1]:.4f}")
+            if d.is_main:
+                log.info("step %d loss %.5f lr %.2e (%.1f clips/s)", step, intervals[-1], opt.param_groups[0]["lr"],
+                         rate)
+        if d.is_main and (step % cfg.train.save_every == 0 or step == total_steps):
+            _save(run_dir, step, model, ema, opt, identity)
+    bar.close()
+    log_finish(model, d, step)
+    first, last = (intervals[0], intervals[-1]) if intervals else (math.nan, math.nan)
+    return TrainSummary(run_dir, step, first, last)
+
+
+def _training_prompts(run_dir: Path, texts: list[str], d: Distributed, progress: bool) -> PromptBank:
+    """Embeddings of every training text, computed once per run by the main process and shared through a file."""
+    path = run_dir / TRAIN_PROMPTS
+    if d.is_main:
+        bank = PromptBank.load(path) if path.is_file() else PromptBank()
+        if any(t not in bank for t in texts):
+            bank.add(texts, progress=progress)
+            bank.save(path)
+    if d.active:
+        torch.distributed.barrier()
+    return PromptBank.load(path)
+
+
+def _write_bundle_parts(run_dir: Path, cfg: WorldModelConfig, shards: LatentShards) -> None:
+    """What the playable bundle needs besides the DiT: the stream shape, the autoencoder, preset prompts."""
+    bundle.write_info(run_dir, bundle.BundleInfo(cfg.stream, shards.latent_shape, shards.frame_rate))
+    PromptBank.load(run_dir / TRAIN_PROMPTS).subset(scene_catalog().prompts).save(run_dir / bundle.PROMPTS_FILE)
+    vae_dir = run_dir / bundle.VAE_DIR
+    source = Path(cfg.autoencoder)
+    if not source.is_dir():
+        log.warning("autoencoder %s not found: %s will not be playable until it holds %s/", source, run_dir, vae_dir)
+        return
+    vae = load_autoencoder(source)
+    factors = (vae.config.scaling_factor, vae.config.shift_factor)
+    if not np.allclose(factors, (shards.scale, shards.shift), rtol=1e-5):
+        raise CheckpointError(f"autoencoder {source} has scaling/shift {factors}, but the latents in "
+                              f"{cfg.data} were made with {(shards.scale, shards.shift)}: encode them again")
+    if not vae_dir.is_dir():
+        shutil.copytree(source, vae_dir)
+
+
+def _save(run_dir: Path, step: int, model: WorldDiT, ema: EMA, opt, identity: dict) -> None:
+    save_state(run_dir, step, model, ema.model, opt, identity)
+    save_model(ema.model, run_dir / bundle.DIT_DIR)
+    log.info("saved step %d to %s", step, run_dir)
+
+
+def _log_to(path: Path) -> None:
+    """Also write this package's log lines to the run's log file (once per file)."""
+    root = logging.getLogger("matrix_sim")
+    if any(isinstance(h, logging.FileHandler) and Path(h.baseFilename) == path.resolve() for h in root.handlers):
+        return
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    if root.getEffectiveLevel() > logging.INFO:
+        root.setLevel(logging.INFO)

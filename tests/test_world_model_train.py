@@ -1,0 +1,150 @@
+"""World-model training: stream-shaped levels, shard reading, overfitting, resume, and DDP on two CPU processes."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+
+from matrix_sim.models.checkpoint import CheckpointError
+from matrix_sim.stream import bundle
+from matrix_sim.stream.schedule import StreamConfig, level_schedule
+from matrix_sim.train.latents import LatentShards
+from matrix_sim.train.levels import Layout, LevelMix, sample_layout, training_levels
+from matrix_sim.train.run_state import STATE_FILE
+from matrix_sim.train.world_model import train
+
+from wm_helpers import one_thread, save_tiny_vae, write_config, write_latent_shards  # noqa: F401 (autouse fixture)
+
+STREAM = StreamConfig(context_frames=3, levels=4, block_frames=2, shift=2.0)
+MIX = LevelMix(forcing_prob=0.0, context_dropout=0.0, partial_window=0.0, context_noise_max=0.1, level_jitter=0.5)
+
+
+def saved_step(run_dir) -> int:
+    with safe_open(str(run_dir / STATE_FILE), framework="pt") as f:
+        return int(f.metadata()["step"])
+
+
+@pytest.fixture
+def data(tmp_path):
+    return write_latent_shards(tmp_path / "latents")
+
+
+@pytest.fixture
+def vae(tmp_path):
+    return save_tiny_vae(tmp_path / "vae")
+
+
+def test_stream_levels_mirror_the_window():
+    levels, mask = training_levels(Layout(3, 4, forcing=False), STREAM, MIX, 64, torch.Generator().manual_seed(0))
+    assert levels.shape == mask.shape == (64, 3 + 8)
+    assert not mask[:, :3].any() and mask[:, 3:].all()
+    assert levels[:, :3].max() <= 0.1
+    window = levels[:, 3:]
+    assert torch.equal(window[:, 0::2], window[:, 1::2])              # a block shares its level
+    schedule = level_schedule(4, 2.0)
+    gaps = (schedule[1:] - schedule[:-1]) * MIX.level_jitter / 2
+    assert torch.all((window[:, 0::2] - schedule[1:]).abs() <= gaps + 1e-6)
+    assert torch.all(window[:, 0::2].mean(0).diff() > 0)              # older blocks are less noisy
+
+
+def test_partial_windows_hold_the_newest_levels():
+    levels, mask = training_levels(Layout(0, 2, forcing=False), STREAM, MIX, 8, torch.Generator().manual_seed(0))
+    assert levels.shape == (8, 4) and mask.all()
+    assert levels[:, -1].min() > level_schedule(4, 2.0)[3]
+
+
+def test_layouts_mix_stream_and_forcing():
+    mix = LevelMix(forcing_prob=0.5, context_dropout=0.5, partial_window=0.5, context_noise_max=0.1, level_jitter=0.5)
+    layouts = [sample_layout(np.random.default_rng(i), STREAM, mix) for i in range(200)]
+    assert 50 < sum(l.forcing for l in layouts) < 150
+    assert any(l.context < 3 for l in layouts) and any(l.blocks < 4 for l in layouts)
+    assert all(l.frames(STREAM) <= STREAM.clip_frames for l in layouts)
+
+
+def test_shards_give_model_space_clips_with_the_actions_that_made_them(tmp_path):
+    data = write_latent_shards(tmp_path / "latents", episodes=1, frames=12)
+    shards = LatentShards(data, clip_frames=5, progress=False)
+    clips = shards.sample(np.random.default_rng(0), 3)
+    assert clips.latents.shape == (3, 5, 4, 4, 6) and clips.actions.shape == (3, 5, 5)
+    with np.load(data / "episode_000000.npz") as episode:
+        model_space = (torch.from_numpy(episode["latents"].astype(np.float32)) - 0.5) * 2.0    # (x - shift) * scale
+        actions = episode["actions"]
+    for latents, acts in zip(clips.latents, clips.actions):
+        (start,) = [t for t in range(12 - 4) if torch.allclose(model_space[t:t + 5], latents)]
+        assert start >= 1 and np.array_equal(acts.numpy(), actions[start - 1:start + 4])   # made by action t - 1
+    assert all(text in shards.texts() for text in clips.texts)
+
+
+def test_a_tiny_model_overfits_one_clip(tmp_path, vae):
+    one_clip = write_latent_shards(tmp_path / "one", episodes=1, frames=6)     # one clip of 5 + the action before
+    path = write_config(tmp_path, one_clip, tmp_path / "run", vae, steps=300, log_every=30, save_every=300,
+                        lr=3e-3, model={"width": 64, "depth": 2, "heads": 2})
+    summary = train(path, progress=False)
+    assert summary.step == 300
+    assert summary.last_loss < summary.first_loss / 5, summary
+
+
+def test_resume_and_playable_bundle(tmp_path, data, vae):
+    path = write_config(tmp_path, data, tmp_path / "run", vae, steps=2)
+    train(path, progress=False)
+    assert saved_step(tmp_path / "run") == 2
+    summary = train(path, steps=4, progress=False)
+    assert summary.step == 4 and saved_step(tmp_path / "run") == 4
+    for part in (bundle.MANIFEST, bundle.PROMPTS_FILE, "dit/config.json", "vae/config.json"):
+        assert (tmp_path / "run" / part).is_file(), part
+    assert json.loads((tmp_path / "run" / bundle.MANIFEST).read_text())["latent_shape"] == [4, 4, 6]
+
+
+def test_resume_under_another_model_config_names_the_keys(tmp_path, data, vae):
+    train(write_config(tmp_path, data, tmp_path / "run", vae, steps=2), progress=False)
+    wider = write_config(tmp_path, data, tmp_path / "run", vae, steps=4, model={"width": 64, "depth": 1, "heads": 2})
+    with pytest.raises(CheckpointError, match="model.width: checkpoint has 32, config has 64"):
+        train(wider, progress=False)
+
+
+def test_latents_from_another_autoencoder_are_refused(tmp_path, data):
+    other = save_tiny_vae(tmp_path / "other-vae", scale=3.0)
+    with pytest.raises(CheckpointError, match="encode them again"):
+        train(write_config(tmp_path, data, tmp_path / "run", other, steps=1), progress=False)
+
+
+def test_ddp_with_two_cpu_processes(tmp_path, data, vae):
+    path = write_config(tmp_path, data, tmp_path / "run", vae, steps=3)
+    script = tmp_path / "run_train.py"
+    script.write_text("import logging, sys\nfrom matrix_sim.train.world_model import train\n"
+                      "logging.basicConfig(level=logging.INFO)\n"
+                      "print(train(sys.argv[1], device='cpu', progress=False).step)\n")
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             str(script), str(path)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "on 2 process(es); replicas in sync" in result.stderr
+    assert saved_step(tmp_path / "run") == 3
+
+
+@pytest.mark.parametrize("name", ["tiny-cpu", "base", "matrix-720p"])
+def test_shipped_configs_load(name):
+    from matrix_sim.config import CONFIG_DIR
+    from matrix_sim.train.world_config import load_config
+
+    config = load_config(CONFIG_DIR / f"{name}.yaml")
+    assert config.stream.context_level <= config.levels.context_noise_max
+
+
+def test_unknown_config_keys_are_named(tmp_path, data, vae):
+    import yaml
+
+    from matrix_sim.config import ConfigError
+    from matrix_sim.train.world_config import load_config
+
+    path = write_config(tmp_path, data, tmp_path / "run", vae, model={"width": 32, "depth": 1, "heads": 2, "wdith": 3})
+    with pytest.raises(ConfigError, match="wdith"):
+        load_config(path)
+    raw = yaml.safe_load(path.read_text())
+    raw["model"].pop("wdith")
+    raw["stream"]["levles"] = 3
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match="levles"):
+        load_config(path)

@@ -1,0 +1,68 @@
+"""WorldModel: the World protocol over the stream, from a prompt alone or from real frames, with random weights."""
+import numpy as np
+import pytest
+
+from matrix_sim.actions import Action
+from matrix_sim.models.checkpoint import CheckpointError
+from matrix_sim.stream import WorldModel
+from matrix_sim.world.base import World
+
+from wm_helpers import TINY_STREAM, make_bundle, one_thread  # noqa: F401 (autouse fixture)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return make_bundle(tmp_path_factory.mktemp("bundle"), stream={**TINY_STREAM, "block_frames": 2})
+
+
+@pytest.fixture
+def world(checkpoint):
+    fractions = []
+    w = WorldModel.from_pretrained(checkpoint, progress=lambda f, text: fractions.append(f), device="cpu")
+    assert fractions[-1] == 1.0 and fractions == sorted(fractions)
+    return w
+
+
+def test_implements_world_and_streams_from_a_prompt_alone(world):
+    assert isinstance(world, World)
+    assert world.frame_rate == 16 and "CPU" in world.device
+    first = world.reset("walk forest at night", seed=3)
+    assert first.image.shape == (144, 256, 3) and first.image.dtype == np.uint8
+    assert first.index == 0 and first.mode == "walk" and first.action is None
+    frames = [world.step(Action(forward=1.0)) for _ in range(7)]
+    assert [f.index for f in frames] == list(range(1, 8))
+    assert all(f.image.shape == (144, 256, 3) for f in frames)
+
+
+def test_reset_again_restarts_the_same_stream(world):
+    a = [world.reset("drive desert by day", seed=5).image] + [world.step(Action(turn=0.5)).image for _ in range(3)]
+    world.set_prompt("walk snowfield by day")
+    world.step(Action())
+    b = [world.reset("drive desert by day", seed=5).image] + [world.step(Action(turn=0.5)).image for _ in range(3)]
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_prompt_switch_changes_mode(world):
+    world.reset("drive desert by day", seed=0)
+    world.set_prompt("walk coast at sunset")
+    assert world.step(Action()).mode == "walk"
+
+
+def test_starts_from_real_frames(world):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (5, 144, 256, 3), dtype=np.uint8)
+    actions = np.tile(np.array([1, 0, 0, 0, 0], np.float32), (5, 1))
+    frame = world.prime(images, actions, "drive desert by day", seed=1)
+    assert frame.image.shape == (144, 256, 3) and frame.action == Action(forward=1.0)
+    assert world.sampler.cache.frames() == 2               # the context: the last K real frames
+
+
+def test_step_before_reset_is_an_error(checkpoint):
+    with pytest.raises(RuntimeError, match="before reset"):
+        WorldModel.from_pretrained(checkpoint, device="cpu").step(Action())
+
+
+def test_loads_from_a_part_folder_and_names_missing_files(checkpoint, tmp_path):
+    assert WorldModel.from_pretrained(checkpoint / "dit", device="cpu").frame_rate == 16
+    with pytest.raises(CheckpointError, match="world_model.json"):
+        WorldModel.from_pretrained(tmp_path, device="cpu")

@@ -1,0 +1,113 @@
+"""Tiny world-model pieces for the tests: synthetic latent shards, configs, prompt caches and bundles."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from matrix_sim.models.autoencoder import FrameAutoencoder
+from matrix_sim.models.dit import WorldDiT
+from matrix_sim.models.prompt import PROMPT_DIM, PromptBank
+from matrix_sim.stream import bundle
+from matrix_sim.stream.schedule import StreamConfig
+from matrix_sim.train.latents import FORMAT
+from matrix_sim.world.scenes import scene_catalog
+
+TINY_MODEL = {"width": 32, "depth": 1, "heads": 2, "mlp_ratio": 2.0}
+TINY_VAE = {"channels": (8, 8, 8), "decoder_blocks": (1, 1, 1), "encoder_blocks": (1, 1, 1)}
+TINY_STREAM = {"context_frames": 2, "levels": 3, "block_frames": 1, "context_level": 0.02}
+TINY_LATENT = (4, 4, 6)
+FRAME_LATENT = (4, 18, 32)        # 256x144 frames
+SCENE = {"biome": "desert", "time": "day", "weather": "clear", "mode": "drive"}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models are overhead-bound: one thread is fastest, and it does not fight other work for the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class HashEncoder:
+    """Stands in for the sentence encoder: a fixed pseudo-random unit vector per text, no model to load."""
+
+    def encode(self, texts: list[str], progress: bool = False) -> torch.Tensor:
+        rows = []
+        for text in texts:
+            seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
+            vector = torch.randn(PROMPT_DIM, generator=torch.Generator().manual_seed(seed))
+            rows.append(torch.nn.functional.normalize(vector, dim=0))
+        return torch.stack(rows)
+
+
+def hash_bank(texts) -> PromptBank:
+    bank = PromptBank(encoder_factory=HashEncoder)
+    bank.add(texts)
+    return bank
+
+
+def write_latent_shards(directory: Path, episodes: int = 2, frames: int = 12, shape=TINY_LATENT,
+                        scale: float = 2.0, shift: float = 0.5, seed: int = 0) -> Path:
+    """Shards in the `encode` format: smooth random latents, random actions, the desert scene."""
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for index in range(episodes):
+        walk = np.cumsum(rng.normal(0, 0.2, (frames, *shape)), axis=0) + rng.normal(0, 1, shape)
+        name = f"episode_{index:06d}.npz"
+        np.savez(directory / name, latents=(walk / scale + shift).astype(np.float16),
+                 actions=rng.uniform(-1, 1, (frames, 5)).astype(np.float32),
+                 poses=np.zeros((frames, 4), np.float32), meta=np.array(json.dumps({"index": index})))
+        entries.append({"file": name, "frames": frames, "prompt": "drive desert by day", "seed": index, **SCENE})
+    manifest = {"format": FORMAT, "scaling_factor": scale, "shift_factor": shift, "latent_shape": list(shape),
+                "frame_rate": 16, "action_fields": ["forward", "turn", "strafe", "boost", "brake"], "episodes": entries}
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    return directory
+
+
+def training_texts() -> list[str]:
+    scene = scene_catalog().parse("drive desert by day")
+    return [*scene_catalog().prompts, *scene.captions()]
+
+
+def write_config(tmp_path: Path, data: Path, run_dir: Path, autoencoder: Path, steps: int = 4, model=None,
+                 stream=None, levels=None, **train) -> Path:
+    """A tiny config; the run folder gets a prompt cache first, so training never loads the real encoder."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not (run_dir / "prompts-train.safetensors").exists():
+        hash_bank(training_texts()).save(run_dir / "prompts-train.safetensors")
+    config = {
+        "data": str(data), "run_dir": str(run_dir), "autoencoder": str(autoencoder),
+        "model": model or TINY_MODEL,
+        "stream": stream or TINY_STREAM,
+        "levels": levels or {"forcing_prob": 0.25, "context_dropout": 0.1, "partial_window": 0.1,
+                             "context_noise_max": 0.05, "level_jitter": 0.5},
+        "train": {"batch_size": 4, "steps": steps, "lr": 1e-3, "warmup_steps": 1, "log_every": 2, "save_every": 2,
+                  **train},
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def save_tiny_vae(directory: Path, scale: float = 2.0, shift: float = 0.5) -> Path:
+    torch.manual_seed(0)
+    FrameAutoencoder(**TINY_VAE, scaling_factor=scale, shift_factor=shift).save_pretrained(directory)
+    return directory
+
+
+def make_bundle(directory: Path, stream: dict = TINY_STREAM, model: dict = TINY_MODEL) -> Path:
+    """A playable world-model folder with random weights at the real frame size (256x144)."""
+    torch.manual_seed(0)
+    WorldDiT(**model).save_pretrained(directory / bundle.DIT_DIR)
+    save_tiny_vae(directory / bundle.VAE_DIR)
+    hash_bank(scene_catalog().prompts).save(directory / bundle.PROMPTS_FILE)
+    bundle.write_info(directory, bundle.BundleInfo(StreamConfig(**stream), FRAME_LATENT, 16))
+    return directory
