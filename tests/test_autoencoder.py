@@ -98,6 +98,26 @@ def test_training_resumes_and_exports(tmp_path, small_shards):
     assert model.config.scaling_factor > 0
 
 
+def test_a_new_run_can_start_from_shipped_weights(tmp_path, small_shards):
+    from matrix_sim.train.vae import train_vae
+
+    shipped = FrameAutoencoder(**TINY_MODEL)
+    shipped.save_pretrained(tmp_path / "shipped")
+    path = tiny_config(tmp_path, small_shards, steps=1)
+    config = yaml.safe_load(path.read_text())
+    config["init_from"] = str(tmp_path / "shipped")
+    config["train"]["lr"] = 1e-12          # one step that barely moves: the weights must be the shipped ones
+    path.write_text(yaml.safe_dump(config))
+    exported = load_autoencoder(train_vae(path, progress=False))
+    for name, value in shipped.state_dict().items():
+        torch.testing.assert_close(exported.state_dict()[name], value, atol=1e-6, rtol=0)
+    config["model"] = {**TINY_MODEL, "channels": [16, 8, 8]}
+    config["run_dir"] = str(tmp_path / "other")
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(CheckpointError, match="channels"):
+        train_vae(path, progress=False)
+
+
 def test_ddp_training_with_two_cpu_processes(tmp_path, small_shards):
     path = tiny_config(tmp_path, small_shards, steps=3)
     result = subprocess.run(
