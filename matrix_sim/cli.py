@@ -9,7 +9,7 @@ import json
 import logging
 import sys
 
-from matrix_sim.config import DEFAULT_VAE_DIR, ConfigError
+from matrix_sim.config import CHECKPOINT_DIR, DEFAULT_VAE_DIR, ConfigError
 
 
 def positive_int(text: str) -> int:
@@ -35,6 +35,11 @@ def _cmd_bench(args) -> None:
         from matrix_sim.eval.bench_world import bench_world
 
         result = bench_world(args.runs, args.frames, args.width, args.height, progress=not args.quiet)
+    else:
+        from matrix_sim.eval.bench_play import bench_play
+
+        result = bench_play(seconds=args.seconds, config=args.config, checkpoint=args.checkpoint,
+                            progress=not args.quiet, video=args.video, threads=args.threads, upscaler=args.upscaler)
     _print_json(result, args.json)
 
 
@@ -61,6 +66,26 @@ def _cmd_eval_vae(args) -> None:
     from matrix_sim.eval.vae_eval import eval_vae
 
     _print_json(eval_vae(args.checkpoint, args.frames_per_scene, args.sheet, progress=not args.quiet), args.json)
+
+
+def _cmd_eval(args) -> None:
+    from matrix_sim.client.worlds import find_checkpoint
+    from matrix_sim.eval.world_model_eval import eval_world_model
+
+    checkpoint = args.checkpoint or find_checkpoint()
+    if checkpoint is None:
+        raise ValueError("no world-model checkpoint in checkpoints/ (train one, or pass --checkpoint DIR)")
+    result = eval_world_model(checkpoint, probe=args.probe, drift_frames=args.drift_frames,
+                              drift_prompt=args.drift_prompt, starts_per_scene=args.starts_per_scene,
+                              seed=args.seed, device=args.device, progress=not args.quiet)
+    _print_json(result, args.json)
+
+
+def _cmd_train_probe(args) -> None:
+    from matrix_sim.eval.probe import train_probe
+
+    _print_json(train_probe(args.data, args.out, steps=args.steps, batch_size=args.batch_size,
+                            time_limit_s=args.time_limit, progress=not args.quiet), one_line=False)
 
 
 def _print_json(result: dict, one_line: bool) -> None:
@@ -103,12 +128,20 @@ def build_parser() -> argparse.ArgumentParser:
     rec.set_defaults(func=_cmd_record)
 
     bench = sub.add_parser("bench", help="benchmarks that print one JSON object")
-    bench.add_argument("what", choices=["world"])
+    bench.add_argument("what", choices=["world", "play"], help="world: source-world recording speed; play: the "
+                       "whole game loop on the world model (fps, latency, stages, utilisation, baseline)")
     bench.add_argument("--json", action="store_true", help="one line of JSON")
-    bench.add_argument("--runs", type=positive_int, default=6)
-    bench.add_argument("--frames", type=positive_int, default=300, help="frames per run")
-    bench.add_argument("--width", type=positive_int, default=256)
-    bench.add_argument("--height", type=positive_int, default=144)
+    bench.add_argument("--runs", type=positive_int, default=6, help="world: runs")
+    bench.add_argument("--frames", type=positive_int, default=300, help="world: frames per run")
+    bench.add_argument("--width", type=positive_int, default=256, help="world: render width")
+    bench.add_argument("--height", type=positive_int, default=144, help="world: render height")
+    bench.add_argument("--seconds", type=float, default=20.0, help="play: seconds of the main run")
+    bench.add_argument("--config", default="configs/tiny-cpu.yaml", help="play: world-model config")
+    bench.add_argument("--checkpoint", default=None, help="play: a trained world-model folder (default: "
+                       "random weights of the config's shape)")
+    bench.add_argument("--video", default=None, help="play: keep the main run's mp4 here")
+    bench.add_argument("--threads", type=positive_int, default=None, help="play: torch threads")
+    bench.add_argument("--upscaler", default="lanczos", help="play: display upscaler")
     bench.set_defaults(func=_cmd_bench)
 
     tv = sub.add_parser("train-vae", help="train the frame autoencoder on recorded shards (torchrun for DDP)")
@@ -135,6 +168,26 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--frames-per-scene", type=positive_int, default=4)
     ev.add_argument("--sheet", default=None, help="also write an original | reconstruction sheet per biome here")
     ev.set_defaults(func=_cmd_eval_vae)
+
+    ew = sub.add_parser("eval", help="world model vs the source world: PSNR by horizon, action accuracy, "
+                        "drift, prompt switch (one JSON object)")
+    ew.add_argument("--json", action="store_true", help="one line of JSON")
+    ew.add_argument("--checkpoint", default=None, help="world-model folder (default: newest in checkpoints/)")
+    ew.add_argument("--probe", default=str(CHECKPOINT_DIR / "probe"))
+    ew.add_argument("--drift-frames", type=int, default=10_000, help="length of the drift run (0 skips it)")
+    ew.add_argument("--drift-prompt", default="drive grassland by day")
+    ew.add_argument("--starts-per-scene", type=positive_int, default=2)
+    ew.add_argument("--seed", type=int, default=0)
+    ew.add_argument("--device", default=None)
+    ew.set_defaults(func=_cmd_eval)
+
+    tp = sub.add_parser("train-probe", help="train the inverse-dynamics probe on recorded frame pairs")
+    tp.add_argument("--data", default="data/world_a")
+    tp.add_argument("--out", default=str(CHECKPOINT_DIR / "probe"))
+    tp.add_argument("--steps", type=positive_int, default=1500)
+    tp.add_argument("--batch-size", type=positive_int, default=64)
+    tp.add_argument("--time-limit", type=float, default=None, help="seconds; stops early")
+    tp.set_defaults(func=_cmd_train_probe)
 
     sheet = sub.add_parser("sheet", help="write a contact sheet of the source world (every biome, mode, time)")
     sheet.add_argument("--out", default="docs/source_world.png")

@@ -1,7 +1,6 @@
 """Tiny world-model pieces for the tests: synthetic latent shards, configs, prompt caches and bundles."""
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -12,7 +11,8 @@ import yaml
 
 from matrix_sim.models.autoencoder import FrameAutoencoder
 from matrix_sim.models.dit import WorldDiT
-from matrix_sim.models.prompt import PROMPT_DIM, PromptBank
+from matrix_sim.eval.timed_world import HashEncoder
+from matrix_sim.models.prompt import PromptBank
 from matrix_sim.stream import bundle
 from matrix_sim.stream.schedule import StreamConfig
 from matrix_sim.train.latents import FORMAT
@@ -33,18 +33,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-class HashEncoder:
-    """Stands in for the sentence encoder: a fixed pseudo-random unit vector per text, no model to load."""
-
-    def encode(self, texts: list[str], progress: bool = False) -> torch.Tensor:
-        rows = []
-        for text in texts:
-            seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
-            vector = torch.randn(PROMPT_DIM, generator=torch.Generator().manual_seed(seed))
-            rows.append(torch.nn.functional.normalize(vector, dim=0))
-        return torch.stack(rows)
 
 
 def hash_bank(texts) -> PromptBank:

@@ -12,6 +12,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
 X264_OPTIONS = {"preset": "ultrafast", "crf": "20"}
 ENCODE_QUEUE = 32          # frames waiting for the encoder before write() blocks
+ENCODE_TIMES = 4096        # per-frame encode times kept (the newest), for `bench play`'s median
 _open: set["Recorder"] = set()
 
 Sidecar = Callable[[int, int, str], dict]   # (first frame, last frame, video name) -> sidecar JSON
@@ -46,6 +48,7 @@ class Recorder:
         self.last: Optional[int] = None
         self.started = time.monotonic()
         self.encode_s = 0.0
+        self.encode_times: deque = deque(maxlen=ENCODE_TIMES)   # seconds per frame, newest last
         self._queue: queue.Queue = queue.Queue(maxsize=ENCODE_QUEUE)
         self._error: Optional[BaseException] = None
         self._thread = threading.Thread(target=self._encode, name="recorder", daemon=True)
@@ -82,7 +85,9 @@ class Recorder:
                 frame = av.VideoFrame.from_ndarray(image, format="rgb24")
                 for packet in self.stream.encode(frame):
                     self.container.mux(packet)
-                self.encode_s += time.perf_counter() - t
+                seconds = time.perf_counter() - t
+                self.encode_s += seconds
+                self.encode_times.append(seconds)
             for packet in self.stream.encode():
                 self.container.mux(packet)
         except BaseException as exc:  # reported by the next write() or by close()

@@ -1,0 +1,56 @@
+"""Open-loop generation aligned with ground truth: the world model continues real frames under real actions.
+
+For quality figures each generated frame must be conditioned on the very action that produced its true
+counterpart. Through the World protocol that is not so: a frame leaves the Swin-DPM window L calls after
+its action entered, so `WorldModel.step(a)` returns a frame conditioned on an earlier action (the play
+latency, which `bench play` measures). Here the sampler is driven directly instead: each block entering the
+window takes the true actions of the frames it will become, so generated frame j is conditioned on
+actions[context + j - 1] exactly like true frame context + j (shard convention: frames[t + 1] is what
+actions[t] produced).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from matrix_sim.models.autoencoder import images_to_tensor, tensor_to_images
+
+
+def _prime(world, images: np.ndarray, actions: np.ndarray, prompt: str, seed: int) -> None:
+    """Real frames become the stream's context, as WorldModel.prime does, without starting the window."""
+    world.set_prompt(prompt)
+    world.sampler.reset(seed)
+    with torch.inference_mode():
+        pixels = images_to_tensor(images).to(world.torch_device).contiguous(memory_format=torch.channels_last)
+        latents = world.vae.to_model_space(world.vae.encode(pixels))
+    taken = torch.as_tensor(np.asarray(actions, dtype=np.float32))
+    produced_by = torch.cat([torch.zeros_like(taken[:1]), taken[:-1]])     # frame t was produced by action t-1
+    world.sampler.prime(latents, produced_by, world.prompts.embed(prompt))
+
+
+@torch.inference_mode()
+def continue_frames(world, images: np.ndarray, actions: np.ndarray, context: int, frames: int, prompt: str,
+                    seed: int = 0) -> np.ndarray:
+    """Prime `world` (a WorldModel) with images[:context] and generate `frames` more, frame j conditioned on
+    actions[context - 1 + j]; returns (frames, H, W, 3) uint8, to compare with images[context:context + frames].
+
+    `actions` needs context - 1 + frames + L * B entries (the window runs L calls ahead of what it emits);
+    beyond the given ones the last action is repeated. The WorldModel needs reset or prime before its next step.
+    """
+    if not 1 <= context <= len(images) or len(actions) < context:
+        raise ValueError(f"need 1 <= context <= {len(images)} frames with their actions, got context={context}")
+    _prime(world, images[:context], actions[:context], prompt, seed)
+    sampler, block = world.sampler, world.sampler.config.block_frames
+    embedding = world.prompts.embed(prompt).to(world.torch_device)
+    pending = np.asarray(actions[context - 1:], dtype=np.float32)
+    needed = frames + sampler.config.window_frames
+    if len(pending) < needed:
+        pending = np.concatenate([pending, np.repeat(pending[-1:], needed - len(pending), axis=0)])
+    out, cursor = [], 0
+    while sum(len(x) for x in out) < frames:
+        emitted = sampler.step(torch.from_numpy(pending[cursor:cursor + block]), embedding)
+        cursor += block
+        if emitted is not None:
+            latents = world.vae.from_model_space(emitted.latents).contiguous(memory_format=torch.channels_last)
+            out.append(tensor_to_images(world.vae.decode(latents)))
+    return np.concatenate(out)[:frames]

@@ -1,0 +1,136 @@
+"""`python -m matrix_sim eval --json`: the world model measured against the source world (issue 4).
+
+- psnr_by_horizon / copy_last_psnr_by_horizon: held-out clips (matrix_sim.eval.heldout: unseen seeds, every
+  biome, mode and time); the model is primed with `context` real frames and continues under the clip's true
+  actions (matrix_sim.eval.rollout: frame j conditioned on the action that produced true frame j); PSNR of
+  generated frame h vs true frame h, and of the last context frame vs true frame h (copy-last baseline),
+  averaged over clips, for each horizon h.
+- action_accuracy: the inverse-dynamics probe (matrix_sim.models.probe) on consecutive generated frames vs
+  the actions they were conditioned on; action_accuracy_real: the same probe on the true frames at the same
+  places (its ceiling). Mean over the probe's heads (turn class, forward class); per head in
+  action_accuracy_by_head, with the always-the-most-common-class rate as chance.
+- drift (matrix_sim.eval.drift) and prompt_switch_s (matrix_sim.eval.prompt_switch): see those modules; the
+  output carries a one-line `what` for each.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from matrix_sim.eval.drift import drift_eval
+from matrix_sim.eval.heldout import heldout_clips, heldout_scenes
+from matrix_sim.eval.metrics import psnr
+from matrix_sim.eval.probe import DEFAULT_PROBE_DIR, load_probe, majority_rate
+from matrix_sim.eval.prompt_switch import DEFAULT_SWITCHES, prompt_switch_eval
+from matrix_sim.eval.rollout import continue_frames
+from matrix_sim.models.probe import HEADS, InverseDynamicsProbe, agreement
+from matrix_sim.world.scenes import Scene
+
+log = logging.getLogger(__name__)
+HORIZONS = (1, 4, 8, 16)
+DEFAULT_DRIFT_PROMPT = "drive grassland by day"
+
+
+def horizon_eval(world, probe: InverseDynamicsProbe, scenes: Optional[Sequence[Scene]] = None,
+                 horizons: Sequence[int] = HORIZONS, context: int = 8, starts_per_scene: int = 1, seed: int = 0,
+                 progress: bool = True) -> dict:
+    """PSNR by horizon (model and copy-last) and the probe's agreement, on held-out clips."""
+    horizon = max(horizons)
+    span = context + horizon
+    extra = world.sampler.config.window_frames
+    clips = heldout_clips(starts_per_scene * span + extra, scenes=list(scenes) if scenes else None)
+    gen_psnr = {h: [] for h in horizons}
+    copy_psnr = {h: [] for h in horizons}
+    gen_pairs, real_pairs, actions = ([], []), ([], []), []
+    runs = [(clip, s * span) for clip in clips for s in range(starts_per_scene)]
+    for i, (clip, start) in enumerate(tqdm(runs, desc="eval: horizons", disable=not progress)):
+        images, taken = clip.frames[start:], clip.actions[start:]
+        generated = continue_frames(world, images, taken, context, horizon, clip.scene.prompt, seed + i)
+        truth = images[context:context + horizon]
+        for h in horizons:
+            gen_psnr[h].append(psnr(generated[h - 1], truth[h - 1]))
+            copy_psnr[h].append(psnr(images[context - 1], truth[h - 1]))
+        # pairs (frame j - 1, frame j), j >= 1 within the horizon; frame j followed action context - 1 + j
+        gen_pairs[0].append(generated[:-1]), gen_pairs[1].append(generated[1:])
+        real_pairs[0].append(truth[:-1]), real_pairs[1].append(truth[1:])
+        actions.append(taken[context:context + horizon - 1])
+    labels = probe.labels(np.concatenate(actions))
+    on_generated = agreement(probe.predict(np.concatenate(gen_pairs[0]), np.concatenate(gen_pairs[1])), labels)
+    on_real = agreement(probe.predict(np.concatenate(real_pairs[0]), np.concatenate(real_pairs[1])), labels)
+    mean = lambda d: {str(h): round(float(np.mean(v)), 2) for h, v in d.items()}     # noqa: E731
+    return {
+        "psnr_by_horizon": mean(gen_psnr),
+        "copy_last_psnr_by_horizon": mean(copy_psnr),
+        "action_accuracy": round(on_generated["mean"], 4),
+        "action_accuracy_real": round(on_real["mean"], 4),
+        "action_accuracy_by_head": {"generated": {h: round(on_generated[h], 4) for h in HEADS},
+                                    "real": {h: round(on_real[h], 4) for h in HEADS},
+                                    "chance": {h: round(v, 4) for h, v in majority_rate(labels).items()}},
+        "horizon_runs": len(runs),
+        "probe_pairs": int(len(labels["turn"])),
+    }
+
+
+def targets(result: dict) -> dict:
+    """Issue 4's benchmark targets, checked: beats copy-last at every horizon, action accuracy >= 90 % of the
+    probe's ceiling, drift inside the real footage's spread."""
+    gen, copy = result["psnr_by_horizon"], result["copy_last_psnr_by_horizon"]
+    real = result["action_accuracy_real"]
+    ratio = round(result["action_accuracy"] / real, 4) if real > 0 else None
+    drift = result.get("drift")
+    return {"beats_copy_last_every_horizon": all(gen[h] > copy[h] for h in gen),
+            "action_accuracy_ratio": ratio, "action_accuracy_ratio_ok": ratio is not None and ratio >= 0.9,
+            "drift_inside_real_spread": drift["inside_real_spread"] if drift else None}
+
+
+def eval_world_model(checkpoint: str | Path, probe: str | Path = DEFAULT_PROBE_DIR,
+                     horizons: Sequence[int] = HORIZONS, context: int = 8, scenes: Optional[Sequence[Scene]] = None,
+                     starts_per_scene: int = 2, drift_frames: int = 10_000,
+                     drift_prompt: str = DEFAULT_DRIFT_PROMPT, drift_window_s: float = 60.0,
+                     switches=DEFAULT_SWITCHES, switch_frames: int = 64, switch_persist: int = 4, seed: int = 0,
+                     device: Optional[str] = None, progress: bool = True) -> dict:
+    """Every figure of issue 4 for the world-model bundle at `checkpoint`, as one JSON-ready dict.
+
+    scenes: held-out scenes for the horizon figures (default: all 36 of matrix_sim.eval.heldout);
+    drift_frames: length of the drift run (0 skips it); switches: (old, new) preset prompts (empty skips)."""
+    from matrix_sim.stream import WorldModel
+
+    started = time.perf_counter()
+    world = WorldModel.from_pretrained(checkpoint, device=device)
+    probe_model = load_probe(probe, world.torch_device)
+    scenes = list(scenes) if scenes else heldout_scenes()
+    result = {"checkpoint": str(checkpoint), "probe": str(probe), "device": world.device,
+              "threads": torch.get_num_threads(), "frame_rate": world.frame_rate, "context_frames": context,
+              "probe_predicts": "turn: left/straight/right (|turn| > %g); forward: back/none/forward (|forward| > %g)"
+                                % (probe_model.config.turn_threshold, probe_model.config.forward_threshold)}
+    timings = {}
+    t = time.perf_counter()
+    result.update(horizon_eval(world, probe_model, scenes, horizons, context, starts_per_scene, seed, progress))
+    timings["horizons"] = time.perf_counter() - t
+    if drift_frames > 0:
+        t = time.perf_counter()
+        bar = tqdm(total=drift_frames, desc="eval: drift", disable=not progress)
+        result["drift"] = drift_eval(world, drift_prompt, drift_frames, seed, context, drift_window_s,
+                                     progress=lambda i: bar.update(1))
+        bar.close()
+        timings["drift"] = time.perf_counter() - t
+    else:
+        result["drift"] = None
+    if switches:
+        t = time.perf_counter()
+        result.update(prompt_switch_eval(world, switches, context, after=switch_frames, persist=switch_persist,
+                                         seed=seed))
+        timings["prompt_switch"] = time.perf_counter() - t
+    else:
+        result["prompt_switch_s"] = None
+    result["targets"] = targets(result)
+    timings["total"] = time.perf_counter() - started
+    result["eval_s"] = {k: round(v, 1) for k, v in timings.items()}
+    world.close()
+    return result

@@ -1,0 +1,81 @@
+"""`bench play`: the whole headless game loop on a tiny random-weight world model, one JSON-ready dict."""
+import json
+import os
+
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
+import torch
+
+from matrix_sim.actions import Action
+from matrix_sim.eval.bench_play import action_script, bench_play, mp4_frames
+from matrix_sim.eval.flops import count_flops
+from matrix_sim.eval.timed_world import FrameByFrameSampler
+from matrix_sim.models.dit import WorldDiT
+from matrix_sim.stream.schedule import StreamConfig
+
+from wm_helpers import FRAME_LATENT, TINY_MODEL, make_bundle, one_thread, save_tiny_vae, write_config  # noqa: F401
+
+STREAM = {"context_frames": 2, "levels": 3, "block_frames": 2, "context_level": 0.02}
+
+
+def test_bench_play_figures_and_video(tmp_path):
+    config = write_config(tmp_path, tmp_path / "no-data", tmp_path / "run", save_tiny_vae(tmp_path / "vae"),
+                          stream=STREAM)
+    video = tmp_path / "play.mp4"
+    result = bench_play(seconds=2.0, config=config, progress=False, video=video, threads=1)
+    json.dumps(result)                                     # one JSON object
+    assert result["weights"] == "random" and result["autoencoder"].startswith("trained")
+    assert result["fps"] > 0 and result["runs"]["swin"]["frames"] > 0
+    frame_ms = 1000 / result["fps"]
+    assert result["latency_ms"] >= frame_ms
+    assert set(result["stage_ms"]) >= {"dit", "decode", "display", "encode"}
+    assert all(result["stage_ms"][k] > 0 for k in ("dit", "decode", "display", "encode"))
+    assert 0 < result["utilisation"] <= 1 and result["model_gflops_per_s"] > 0 and result["peak_gflops_per_s"] > 0
+    assert result["gflop_per_frame"]["dit"] > 0 and result["gflop_per_frame"]["decode"] > 0
+    base = result["baseline"]
+    assert base["fps"] > 0 and base["latency_ms"] > 0 and base["flicker"] >= 0 and result["flicker"] >= 0
+    assert result["runs"]["baseline"]["forwards_per_step"] == STREAM["levels"]
+    assert {"on", "off"} <= set(result["retarget_actions"])
+    assert all(result["retarget_actions"][k]["latency_ms"] > 0 for k in ("on", "off"))
+    assert result["video_frames"] == mp4_frames(video) == result["runs"]["swin"]["video_frames"]
+
+
+def test_bench_play_from_a_checkpoint(tmp_path, monkeypatch):
+    import matrix_sim.eval.bench_play as bp
+
+    bundle = make_bundle(tmp_path / "bundle", stream=STREAM)
+    monkeypatch.setattr(bp, "SIDE_RUN_FRACTION", 0.0)      # the side runs at their 1 s minimum
+    result = bench_play(seconds=1.0, checkpoint=bundle, progress=False, threads=1)
+    assert result["weights"] == "trained" and result["checkpoint"] == str(bundle)
+    assert result["latent_shape"] == list(FRAME_LATENT) and result["fps"] > 0
+    assert result["runs"]["swin"]["video"] is None
+
+
+def test_action_script_changes_every_half_to_one_second():
+    script = action_script(0)
+    items = [next(script) for _ in range(50)]
+    assert all(0.5 <= hold <= 1.0 for _, hold in items)
+    assert all(a != b for (a, _), (b, _) in zip(items, items[1:]))
+    assert not any(a.is_idle() for a, _ in items)
+
+
+def test_frame_by_frame_baseline_denoises_each_frame_in_l_forwards():
+    torch.manual_seed(0)
+    model = WorldDiT(**TINY_MODEL).eval()
+    config = StreamConfig(**STREAM)
+    sampler = FrameByFrameSampler(model, config, (4, 4, 6), torch.device("cpu"))
+    calls = []
+    model.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[1]))
+    prompt, action = torch.zeros(384), torch.as_tensor(Action(forward=1.0).to_array())
+    for _ in range(4):
+        emitted = sampler.step(action, prompt)
+        assert emitted.latents.shape == (1, 4, 4, 6) and torch.equal(emitted.actions[0], action)
+    # 3 forwards per frame; the first of each frame also carries the newest context frame, then it is cached
+    assert calls == [1, 1, 1] + [2, 1, 1] * 3
+    assert sampler.cache.frames() == 2 and sampler.window == []
+
+
+def test_attention_flops_are_counted():
+    q = torch.randn(1, 2, 16, 8)
+    flops, _ = count_flops(lambda: torch.nn.functional.scaled_dot_product_attention(q, q, q, is_causal=True))
+    assert flops == 2 * 2 * 16 * 16 * (8 + 8)

@@ -1,0 +1,160 @@
+"""Issue 4's evaluation: the inverse-dynamics probe and `eval` on a tiny random-weight world model."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from matrix_sim.data.shards import FORMAT, Episode, episode_name, write_episode, write_manifest
+from matrix_sim.eval.drift import STATS, frame_stats, window_means
+from matrix_sim.eval.heldout import heldout_clips
+from matrix_sim.eval.probe import load_probe, train_probe
+from matrix_sim.eval.prompt_switch import switch_frame
+from matrix_sim.eval.rollout import continue_frames
+from matrix_sim.eval.scene_classifier import SceneClassifier, colour_histograms
+from matrix_sim.eval.world_model_eval import eval_world_model
+from matrix_sim.models.checkpoint import CheckpointError
+from matrix_sim.models.probe import InverseDynamicsProbe
+from matrix_sim.stream import WorldModel
+from matrix_sim.world.scenes import parse_prompt
+
+from wm_helpers import TINY_STREAM, make_bundle, one_thread  # noqa: F401 (autouse fixture)
+
+TINY_PROBE = {"channels": (8, 16, 16, 16), "hidden": 32}
+SHIFT_PX = 6           # synthetic camera motion per frame: a right turn moves the picture left, forward moves it down
+SCENES = [parse_prompt("drive desert by day"), parse_prompt("walk forest at night")]
+
+
+def synthetic_shards(directory, episodes=6, frames=24, seed=0):
+    """Smooth random pictures moved by each frame's action: turn -> sideways, forward -> vertical."""
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for e in range(episodes):
+        coarse = torch.from_numpy(rng.uniform(0, 255, (1, 3, 9, 16)).astype(np.float32))
+        image = torch.nn.functional.interpolate(coarse, size=(144, 256), mode="bicubic", align_corners=False)
+        image = image.clamp(0, 255).round().byte()[0].permute(1, 2, 0).numpy()
+        actions = np.zeros((frames, 5), np.float32)
+        actions[:, 0] = rng.choice([-0.8, 0.0, 0.8], frames)
+        actions[:, 1] = rng.choice([-0.8, 0.0, 0.8], frames)
+        images = [image]
+        for t in range(frames - 1):
+            dx = -int(np.sign(actions[t, 1])) * SHIFT_PX
+            dy = int(np.sign(actions[t, 0])) * SHIFT_PX
+            images.append(np.roll(images[-1], (dy, dx), axis=(0, 1)))
+        write_episode(directory / episode_name(e), Episode(np.stack(images), actions, np.zeros((frames, 4), np.float32),
+                                                           {"index": e}))
+        entries.append({"file": episode_name(e), "frames": frames, "prompt": "drive desert by day"})
+    write_manifest(directory, {"format": FORMAT, "width": 256, "height": 144, "episodes": entries})
+    return directory
+
+
+@pytest.fixture(scope="module")
+def trained_probe(tmp_path_factory):
+    root = tmp_path_factory.mktemp("probe")
+    torch.set_num_threads(1)
+    result = train_probe(synthetic_shards(root / "data"), root / "probe", steps=120, batch_size=32, lr=3e-3,
+                         ema_decay=0.9, val_every=3, heldout_frames=0, model=TINY_PROBE, progress=False)
+    return root / "probe", result
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    return make_bundle(tmp_path_factory.mktemp("bundle"), stream={**TINY_STREAM, "block_frames": 2})
+
+
+def test_probe_labels_follow_the_thresholds():
+    probe = InverseDynamicsProbe(turn_threshold=0.2, forward_threshold=0.1)
+    labels = probe.labels([[1.0, -0.5, 0, 0, 0], [0.05, 0.1, 0, 0, 0], [-0.3, 0.9, 0, 0, 0]])
+    assert labels["turn"].tolist() == [0, 1, 2] and labels["forward"].tolist() == [2, 1, 0]
+
+
+def test_probe_learns_above_chance_and_saves_small(trained_probe):
+    path, result = trained_probe
+    assert result["val_pairs"] == 2 * 23 and result["train_pairs"] == 4 * 23
+    assert result["val_accuracy"]["mean"] > result["val_majority"]["mean"] + 0.15, result
+    weights = path / "diffusion_pytorch_model.safetensors"
+    assert weights.stat().st_size < 2_000_000 and (path / "config.json").is_file()
+    assert json.loads((path / "probe_eval.json").read_text())["steps"] == 120
+    probe = load_probe(path)
+    frames = np.zeros((3, 144, 256, 3), np.uint8)
+    predicted = probe.predict(frames[:2], frames[1:])
+    assert set(predicted) == {"turn", "forward"} and predicted["turn"].shape == (2,)
+
+
+def test_probe_checkpoint_errors_name_the_file(tmp_path):
+    with pytest.raises(CheckpointError, match="config.json"):
+        load_probe(tmp_path)
+
+
+def test_rollout_conditions_each_frame_on_its_true_action(bundle):
+    world = WorldModel.from_pretrained(bundle, device="cpu")
+    seen = []
+    step = world.sampler.step
+
+    def spy(action, prompt):
+        emitted = step(action, prompt)
+        if emitted is not None:
+            seen.append(emitted.actions.numpy().copy())
+        return emitted
+
+    world.sampler.step = spy
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (20, 144, 256, 3), dtype=np.uint8)
+    actions = rng.uniform(-1, 1, (20, 5)).astype(np.float32)
+    out = continue_frames(world, images, actions, context=4, frames=5, prompt="drive desert by day", seed=3)
+    assert out.shape == (5, 144, 256, 3) and out.dtype == np.uint8
+    np.testing.assert_array_equal(np.concatenate(seen)[:5], actions[3:8])     # frame j follows actions[3 + j]
+    again = continue_frames(world, images, actions, context=4, frames=5, prompt="drive desert by day", seed=3)
+    np.testing.assert_array_equal(out, again)
+
+
+def test_small_helpers():
+    assert switch_frame([False, True, True, False, True, True, True], persist=3) == 5
+    assert switch_frame([True, True], persist=3) is None
+    flat, noisy = np.full((144, 256, 3), 128, np.uint8), np.random.default_rng(0).integers(0, 255, (144, 256, 3),
+                                                                                         dtype=np.uint8)
+    assert frame_stats(flat)[2] == 0 and frame_stats(noisy)[2] > 0.5
+    assert all(0 <= v <= 1 for v in frame_stats(noisy)) and len(frame_stats(flat)) == len(STATS)
+    assert window_means(np.arange(9, dtype=float)[:, None], 4).ravel().tolist() == [1.5, 5.5]
+    assert np.allclose(colour_histograms(np.stack([flat, noisy])).sum(1), 1)
+
+
+def test_scene_classifier_tells_scenes_apart_on_real_frames():
+    clips = heldout_clips(12, scenes=SCENES)
+    classifier = SceneClassifier.fit({c.scene.prompt: c.frames[:6] for c in clips})
+    assert classifier.accuracy({c.scene.prompt: c.frames[6:] for c in clips}) == 1.0
+
+
+def test_eval_returns_every_figure(bundle, trained_probe):
+    result = eval_world_model(bundle, probe=trained_probe[0], scenes=SCENES, context=4, drift_frames=64,
+                              drift_window_s=1.0, switches=[("drive desert by day", "walk forest at night")],
+                              switch_frames=12, switch_persist=2, device="cpu", progress=False)
+    json.dumps(result)                                           # one JSON object
+    for key in ("psnr_by_horizon", "copy_last_psnr_by_horizon"):
+        assert list(result[key]) == ["1", "4", "8", "16"]
+        assert all(isinstance(v, float) and 0 < v < 100 for v in result[key].values())
+    for key in ("action_accuracy", "action_accuracy_real"):
+        assert 0.0 <= result[key] <= 1.0
+    drift = result["drift"]
+    assert drift["frames"] == 64 and drift["window_frames"] == 16 and drift["windows"] == 4 and drift["what"]
+    for name in STATS:
+        assert len(drift["stats"][name]["generated"]) == 4
+        low, high = drift["stats"][name]["real_band"]
+        assert 0 <= low <= high <= 1
+    assert isinstance(drift["inside_real_spread"], bool) and 0 <= drift["inside_fraction"] <= 1
+    assert result["prompt_switch_s"] is None or 0 < result["prompt_switch_s"] <= 12 / 16
+    assert result["prompt_switch"]["what"] and len(result["prompt_switch"]["switches"]) == 1
+
+    # the copy-last baseline, computed independently from the same held-out clips (two starts per clip: 0 and 20)
+    assert result["horizon_runs"] == 4 and result["probe_pairs"] == 4 * 15
+    clips = heldout_clips(2 * (4 + 16), scenes=SCENES)
+    for h in (1, 4, 8, 16):
+        values = []
+        for clip in clips:
+            for start in (0, 20):
+                last, true = clip.frames[start + 3], clip.frames[start + 3 + h]
+                mse = np.mean((last.astype(np.float64) - true.astype(np.float64)) ** 2)
+                values.append(10 * np.log10(255**2 / mse))
+        assert result["copy_last_psnr_by_horizon"][str(h)] == pytest.approx(np.mean(values), abs=0.006)
+    assert set(result["targets"]) >= {"beats_copy_last_every_horizon", "action_accuracy_ratio"}
