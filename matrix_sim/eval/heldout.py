@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from matrix_sim.data.policy import ExplorationPolicy
+from matrix_sim.data.record import record_episode
 from matrix_sim.world.engine import SourceWorld
 from matrix_sim.world.scenes import BIOMES, MODES, TIMES, WEATHERS, Scene
 
@@ -37,16 +37,8 @@ def heldout_clips(frames: int, warmup: int = 16, scenes: list[Scene] | None = No
     try:
         for i, scene in enumerate(scenes or heldout_scenes()):
             seed = HELDOUT_SEED_BASE + i
-            frame = world.reset(scene.prompt, seed)
-            policy = ExplorationPolicy(seed + 1, seed, world.s.roads)
-            images, actions = [], []
-            for t in range(warmup + frames):
-                action = policy.act(frame)
-                if t >= warmup:
-                    images.append(frame.image)
-                    actions.append(action.to_array())
-                frame = world.step(action)
-            clips.append(HeldoutClip(scene, np.stack(images), np.stack(actions)))
+            episode = record_episode(world, scene.prompt, seed, warmup + frames, {"prompt": scene.prompt})
+            clips.append(HeldoutClip(scene, episode.frames[warmup:], episode.actions[warmup:]))
     finally:
         world.close()
     return clips

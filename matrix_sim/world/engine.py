@@ -60,8 +60,7 @@ class SourceWorld:
         self.scene = None            # a new seed is a new world: nothing cached may carry over
         self._apply_scene(scene, prompt)
         start_z = float(np.random.default_rng(self.seed).uniform(0, 10_000))
-        x, _ = road_centre(0.0, start_z, self.seed, 0, self.s.roads)
-        _, slope = road_centre(0.0, start_z, self.seed, 0, self.s.roads)
+        x, slope = road_centre(0.0, start_z, self.seed, 0, self.s.roads)
         self.body = self._new_body()
         self.body.x, self.body.z = float(x), start_z
         self.body.yaw = float(np.arctan2(-slope, 1.0))   # facing -z along the road
