@@ -8,6 +8,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 from matrix_sim.config import CHECKPOINT_DIR, DEFAULT_VAE_DIR, ConfigError
 
@@ -35,6 +36,10 @@ def _cmd_bench(args) -> None:
         from matrix_sim.eval.bench_world import bench_world
 
         result = bench_world(args.runs, args.frames, args.width, args.height, progress=not args.quiet)
+    elif args.what == "levers":
+        from matrix_sim.eval.bench_levers import bench_levers
+
+        result = bench_levers(args.config, args.checkpoint, calls=args.calls, progress=not args.quiet)
     else:
         from matrix_sim.eval.bench_play import bench_play
 
@@ -93,9 +98,12 @@ def _print_json(result: dict, one_line: bool) -> None:
 
 
 def _cmd_sheet(args) -> None:
-    from matrix_sim.eval.sheets import world_sheet
+    from matrix_sim.eval.sheets import video_sheet, world_sheet
 
-    print(world_sheet(args.out, seed=args.seed))
+    if args.video:
+        print(video_sheet(args.video, args.out or Path(args.video).with_suffix(".png"), every_s=args.every))
+    else:
+        print(world_sheet(args.out or "docs/source_world.png", seed=args.seed))
 
 
 def _cmd_scenes(args) -> None:
@@ -128,20 +136,22 @@ def build_parser() -> argparse.ArgumentParser:
     rec.set_defaults(func=_cmd_record)
 
     bench = sub.add_parser("bench", help="benchmarks that print one JSON object")
-    bench.add_argument("what", choices=["world", "play"], help="world: source-world recording speed; play: the "
-                       "whole game loop on the world model (fps, latency, stages, utilisation, baseline)")
+    bench.add_argument("what", choices=["world", "play", "levers"], help="world: source-world recording speed; "
+                       "play: the whole game loop on the world model (fps, latency, stages, utilisation, baseline); "
+                       "levers: the DiT's stream levers alone (context cache, block size, threads)")
     bench.add_argument("--json", action="store_true", help="one line of JSON")
     bench.add_argument("--runs", type=positive_int, default=6, help="world: runs")
     bench.add_argument("--frames", type=positive_int, default=300, help="world: frames per run")
     bench.add_argument("--width", type=positive_int, default=256, help="world: render width")
     bench.add_argument("--height", type=positive_int, default=144, help="world: render height")
     bench.add_argument("--seconds", type=float, default=20.0, help="play: seconds of the main run")
-    bench.add_argument("--config", default="configs/tiny-cpu.yaml", help="play: world-model config")
-    bench.add_argument("--checkpoint", default=None, help="play: a trained world-model folder (default: "
+    bench.add_argument("--config", default="configs/tiny-cpu.yaml", help="play, levers: world-model config")
+    bench.add_argument("--checkpoint", default=None, help="play, levers: a trained world-model folder (default: "
                        "random weights of the config's shape)")
+    bench.add_argument("--calls", type=positive_int, default=30, help="levers: timed sampler calls per variant")
     bench.add_argument("--video", default=None, help="play: keep the main run's mp4 here")
     bench.add_argument("--threads", type=positive_int, default=None, help="play: torch threads")
-    bench.add_argument("--upscaler", default="lanczos", help="play: display upscaler")
+    bench.add_argument("--upscaler", default="auto", help="play: display upscaler (auto: as the game picks)")
     bench.set_defaults(func=_cmd_bench)
 
     tv = sub.add_parser("train-vae", help="train the frame autoencoder on recorded shards (torchrun for DDP)")
@@ -189,9 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--time-limit", type=float, default=None, help="seconds; stops early")
     tp.set_defaults(func=_cmd_train_probe)
 
-    sheet = sub.add_parser("sheet", help="write a contact sheet of the source world (every biome, mode, time)")
-    sheet.add_argument("--out", default="docs/source_world.png")
+    sheet = sub.add_parser("sheet", help="write a contact sheet of the source world (every biome, mode, time) "
+                                         "or of an mp4 (--video)")
+    sheet.add_argument("--out", default=None, help="default: docs/source_world.png, or the video's name .png")
     sheet.add_argument("--seed", type=int, default=1)
+    sheet.add_argument("--video", default=None, help="an mp4: one frame every --every seconds")
+    sheet.add_argument("--every", type=float, default=2.5, help="seconds between frames of --video")
     sheet.set_defaults(func=_cmd_sheet)
 
     scenes = sub.add_parser("scenes", help="list the scene preset prompts")

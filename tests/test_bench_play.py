@@ -4,6 +4,7 @@ import os
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
+import pytest
 import torch
 
 from matrix_sim.actions import Action
@@ -79,3 +80,19 @@ def test_attention_flops_are_counted():
     q = torch.randn(1, 2, 16, 8)
     flops, _ = count_flops(lambda: torch.nn.functional.scaled_dot_product_attention(q, q, q, is_causal=True))
     assert flops == 2 * 2 * 16 * 16 * (8 + 8)
+
+
+def test_bench_levers_times_each_variant(tmp_path):
+    from matrix_sim.eval.bench_levers import bench_levers
+
+    config = write_config(tmp_path, tmp_path / "no-data", tmp_path / "run", save_tiny_vae(tmp_path / "vae"),
+                          stream=STREAM)
+    result = bench_levers(config, calls=3, progress=False)
+    json.dumps(result)
+    variants = result["variants"]
+    assert set(variants) == {"configured", "context_not_cached", "block_frames_1", "block_frames_4"}  # 1 thread
+    for v in variants.values():
+        assert v["call_ms"] > 0
+        assert v["ms_per_frame"] * v["block_frames"] == pytest.approx(v["call_ms"], rel=0.01)
+        assert v["window_latency_ms"] == pytest.approx(v["call_ms"] * STREAM["levels"], rel=0.01)
+    assert variants["context_not_cached"]["cache_context"] is False and variants["configured"]["cache_context"]

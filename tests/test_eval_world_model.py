@@ -1,13 +1,16 @@
 """Issue 4's evaluation: the inverse-dynamics probe and `eval` on a tiny random-weight world model."""
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 import torch
 
+from matrix_sim.actions import Action
 from matrix_sim.data.shards import FORMAT, Episode, episode_name, write_episode, write_manifest
 from matrix_sim.eval.drift import STATS, frame_stats, window_means
-from matrix_sim.eval.heldout import heldout_clips
+from matrix_sim.eval.heldout import HeldoutClip, heldout_clips
+from matrix_sim.eval.played_actions import played_frames
 from matrix_sim.eval.probe import load_probe, train_probe
 from matrix_sim.eval.prompt_switch import switch_frame
 from matrix_sim.eval.rollout import continue_frames
@@ -109,6 +112,23 @@ def test_rollout_conditions_each_frame_on_its_true_action(bundle):
     np.testing.assert_array_equal(out, again)
 
 
+def test_retargeted_frames_report_a_new_action_sooner(bundle):
+    """The latency lever as a player sees it: after a key change, the first frame that reports the new action
+    comes out sooner with retarget_actions on; every frame reports an action that was really played."""
+    world = WorldModel.from_pretrained(bundle, device="cpu")
+    straight, left = Action(forward=1.0).to_array(), Action(forward=1.0, turn=-1.0).to_array()
+    images = np.random.default_rng(0).integers(0, 255, (4, 144, 256, 3), dtype=np.uint8)
+    clip = HeldoutClip(SCENES[0], images, np.stack([straight] * 6 + [left] * 12))
+    first_left = {}
+    for retarget in (False, True):
+        world.sampler.config = dataclasses.replace(world.sampler.config, retarget_actions=retarget)
+        frames, reported = played_frames(world, clip, context=4, frames=14, seed=0)
+        assert frames.shape == (15, 144, 256, 3)
+        assert all((a == straight).all() or (a == left).all() for a in reported)
+        first_left[retarget] = next(i for i, a in enumerate(reported) if (a == left).all())
+    assert first_left[True] < first_left[False], first_left
+
+
 def test_small_helpers():
     assert switch_frame([False, True, True, False, True, True, True], persist=3) == 5
     assert switch_frame([True, True], persist=3) is None
@@ -157,4 +177,6 @@ def test_eval_returns_every_figure(bundle, trained_probe):
                 mse = np.mean((last.astype(np.float64) - true.astype(np.float64)) ** 2)
                 values.append(10 * np.log10(255**2 / mse))
         assert result["copy_last_psnr_by_horizon"][str(h)] == pytest.approx(np.mean(values), abs=0.006)
+    assert set(result["action_accuracy_played"]) == {"off", "on"}
+    assert all(0.0 <= v <= 1.0 for v in result["action_accuracy_played"].values())
     assert set(result["targets"]) >= {"beats_copy_last_every_horizon", "action_accuracy_ratio"}

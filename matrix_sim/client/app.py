@@ -15,7 +15,7 @@ from pathlib import Path
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 from matrix_sim.cli import OneLineParser, positive_int
-from matrix_sim.client.display import UPSCALERS
+from matrix_sim.client.display import AUTO, UPSCALER_CHOICES
 from matrix_sim.client.options import DEFAULT_PROMPT, Options
 from matrix_sim.client.worlds import WORLD_KINDS, choose_kind
 from matrix_sim.config import ConfigError
@@ -31,7 +31,8 @@ def build_parser() -> OneLineParser:
     p.add_argument("--checkpoint", default=None, help="world-model checkpoint folder (default: newest in checkpoints/)")
     p.add_argument("--prompt", default=DEFAULT_PROMPT, help="scene to start in (`python -m matrix_sim scenes`)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--upscaler", choices=UPSCALERS, default=UPSCALERS[0], help="display upscaling shader")
+    p.add_argument("--upscaler", choices=UPSCALER_CHOICES, default=AUTO,
+                   help="display upscaling shader (auto: bilinear on a software rasteriser, else lanczos)")
     p.add_argument("--controls", type=Path, default=Options.controls, help="bindings YAML")
     p.add_argument("--record", type=Path, default=None, help="record to this mp4 from the start")
     p.add_argument("--record-hud", action="store_true", help="draw the HUD into recordings")

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from matrix_sim.client.display import UPSCALERS
+from matrix_sim.client.display import AUTO
 from matrix_sim.client.bindings import CONTROLS_PATH
 
 DEFAULT_PROMPT = "drive desert at sunset"
@@ -18,7 +18,7 @@ class Options:
     checkpoint: Optional[str] = None
     prompt: str = DEFAULT_PROMPT
     seed: int = 0
-    upscaler: str = UPSCALERS[0]
+    upscaler: str = AUTO
     controls: Path = CONTROLS_PATH
     record: Optional[Path] = None          # start recording here at once (headless: the output)
     record_hud: bool = False               # draw the HUD into recordings

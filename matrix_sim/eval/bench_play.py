@@ -36,7 +36,7 @@ import torch
 from tqdm import tqdm
 
 from matrix_sim.actions import IDLE, Action
-from matrix_sim.client.display import CANVAS_SIZE, UPSCALERS, Display
+from matrix_sim.client.display import AUTO, CANVAS_SIZE, Display
 from matrix_sim.client.hud import Hud, HudState
 from matrix_sim.client.options import DEFAULT_PROMPT
 from matrix_sim.client.recorder import Recorder
@@ -278,7 +278,7 @@ def _summary(run: dict, gflop_per_frame: float, peak: float) -> dict:
 
 def bench_play(seconds: float = DEFAULT_SECONDS, config: str | Path = DEFAULT_CONFIG,
                checkpoint: Optional[str | Path] = None, progress: bool = True, *, video: Optional[str | Path] = None,
-               device: Optional[str] = None, threads: Optional[int] = None, upscaler: str = UPSCALERS[0],
+               device: Optional[str] = None, threads: Optional[int] = None, upscaler: str = AUTO,
                frame_size: Optional[tuple[int, int]] = None, seed: int = 0) -> dict:
     """Play `seconds` of Swin-DPM as configured, then seconds / 2 with retarget_actions flipped and seconds / 2
     of the frame-by-frame baseline; returns the figures as one JSON-ready dict.
@@ -290,17 +290,17 @@ def bench_play(seconds: float = DEFAULT_SECONDS, config: str | Path = DEFAULT_CO
     if seconds <= 0:
         raise ValueError(f"--seconds must be positive, got {seconds}")
     torch_device = pick_device(device)
+    dtype = compute_dtype(torch_device)
+    peak = matmul_peak(torch_device, dtype)         # the whole machine's (all cores), whatever `threads` says
     old_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     used_threads = torch.get_num_threads()
     try:
-        dtype = compute_dtype(torch_device)
-        peak = matmul_peak(torch_device, dtype)
         parts = load_parts(config, checkpoint, seed=seed, frame_size=frame_size)
         flops = model_flops(parts, torch_device)
         screen = Screen(upscaler)
-        renderer = screen.renderer
+        renderer, used_upscaler = screen.renderer, screen.display.upscaler
         side = max(1.0, SIDE_RUN_FRACTION * seconds)
         configured = parts.info.stream.retarget_actions
         with tempfile.TemporaryDirectory() as tmp:
@@ -322,7 +322,7 @@ def bench_play(seconds: float = DEFAULT_SECONDS, config: str | Path = DEFAULT_CO
             runs["swin"]["video"] = None
     finally:
         torch.set_num_threads(old_threads)
-    return {**_result(parts, runs, flops, peak, dtype, video_frames), "seconds": seconds, "upscaler": upscaler,
+    return {**_result(parts, runs, flops, peak, dtype, video_frames), "seconds": seconds, "upscaler": used_upscaler,
             **_machine(torch_device, used_threads, renderer)}
 
 

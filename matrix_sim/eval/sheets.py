@@ -50,6 +50,30 @@ def world_sheet(out: str | Path, seed: int = 1, warmup: int = 24, width: int = 2
     return out
 
 
+def video_sheet(video: str | Path, out: str | Path, every_s: float = 2.5, cols: int = 4,
+                width: int = 320) -> Path:
+    """A frame of an mp4 every `every_s` seconds, scaled to `width`, captioned with its time: how a recorded
+    or generated video looks at a glance (the README shows the world-model demo this way)."""
+    import av
+
+    images, labels = [], []
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        rate = float(stream.average_rate or stream.guessed_rate)
+        step = max(1, round(every_s * rate))
+        for index, frame in enumerate(container.decode(stream)):
+            if index % step == 0:
+                height = round(width * frame.height / frame.width)
+                images.append(frame.to_ndarray(format="rgb24", width=width, height=height))
+                labels.append(f"t = {index / rate:.1f} s")
+    if not images:
+        raise ValueError(f"{video}: no video frames")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    grid(images, labels, cols).save(out)
+    return out
+
+
 def write_pairs_sheet(out: str | Path, pairs: list[tuple[np.ndarray, np.ndarray, str]]) -> Path:
     """Rows of (original | reconstruction) with the PSNR of each pair in its caption."""
     from matrix_sim.eval.metrics import psnr

@@ -9,6 +9,8 @@
   the actions they were conditioned on; action_accuracy_real: the same probe on the true frames at the same
   places (its ceiling). Mean over the probe's heads (turn class, forward class); per head in
   action_accuracy_by_head, with the always-the-most-common-class rate as chance.
+- action_accuracy_played: the probe on frames played through WorldModel.step with retarget_actions off
+  and on (matrix_sim.eval.played_actions: issue 6's latency lever must not cost action accuracy).
 - drift (matrix_sim.eval.drift) and prompt_switch_s (matrix_sim.eval.prompt_switch): see those modules; the
   output carries a one-line `what` for each.
 """
@@ -24,8 +26,9 @@ import torch
 from tqdm import tqdm
 
 from matrix_sim.eval.drift import drift_eval
-from matrix_sim.eval.heldout import heldout_clips, heldout_scenes
+from matrix_sim.eval.heldout import HeldoutClip, heldout_clips, heldout_scenes
 from matrix_sim.eval.metrics import psnr
+from matrix_sim.eval.played_actions import played_accuracy
 from matrix_sim.eval.probe import DEFAULT_PROBE_DIR, load_probe, majority_rate
 from matrix_sim.eval.prompt_switch import DEFAULT_SWITCHES, prompt_switch_eval
 from matrix_sim.eval.rollout import continue_frames
@@ -37,14 +40,17 @@ HORIZONS = (1, 4, 8, 16)
 DEFAULT_DRIFT_PROMPT = "drive grassland by day"
 
 
-def horizon_eval(world, probe: InverseDynamicsProbe, scenes: Optional[Sequence[Scene]] = None,
+def clip_frames(world, horizons: Sequence[int], context: int, starts_per_scene: int) -> int:
+    """Frames a held-out clip needs for horizon_eval: each start's context + horizon, and the window's lead."""
+    return starts_per_scene * (context + max(horizons)) + world.sampler.config.window_frames
+
+
+def horizon_eval(world, probe: InverseDynamicsProbe, clips: Sequence[HeldoutClip],
                  horizons: Sequence[int] = HORIZONS, context: int = 8, starts_per_scene: int = 1, seed: int = 0,
                  progress: bool = True) -> dict:
-    """PSNR by horizon (model and copy-last) and the probe's agreement, on held-out clips."""
+    """PSNR by horizon (model and copy-last) and the probe's agreement, on held-out clips of clip_frames()."""
     horizon = max(horizons)
     span = context + horizon
-    extra = world.sampler.config.window_frames
-    clips = heldout_clips(starts_per_scene * span + extra, scenes=list(scenes) if scenes else None)
     gen_psnr = {h: [] for h in horizons}
     copy_psnr = {h: [] for h in horizons}
     gen_pairs, real_pairs, actions = ([], []), ([], []), []
@@ -111,8 +117,12 @@ def eval_world_model(checkpoint: str | Path, probe: str | Path = DEFAULT_PROBE_D
                                 % (probe_model.config.turn_threshold, probe_model.config.forward_threshold)}
     timings = {}
     t = time.perf_counter()
-    result.update(horizon_eval(world, probe_model, scenes, horizons, context, starts_per_scene, seed, progress))
+    clips = heldout_clips(clip_frames(world, horizons, context, starts_per_scene), scenes=scenes)
+    result.update(horizon_eval(world, probe_model, clips, horizons, context, starts_per_scene, seed, progress))
     timings["horizons"] = time.perf_counter() - t
+    t = time.perf_counter()
+    result["action_accuracy_played"] = played_accuracy(world, probe_model, clips, context, max(horizons), seed)
+    timings["played"] = time.perf_counter() - t
     if drift_frames > 0:
         t = time.perf_counter()
         bar = tqdm(total=drift_frames, desc="eval: drift", disable=not progress)
