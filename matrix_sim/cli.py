@@ -82,7 +82,7 @@ def _cmd_eval(args) -> None:
         raise ValueError("no world-model checkpoint in checkpoints/ (train one, or pass --checkpoint DIR)")
     result = eval_world_model(checkpoint, probe=args.probe, drift_frames=args.drift_frames,
                               drift_prompt=args.drift_prompt, starts_per_scene=args.starts_per_scene,
-                              seed=args.seed, device=args.device, progress=not args.quiet)
+                              seed=args.seed, device=args.device, progress=not args.quiet, sheet=args.sheet)
     _print_json(result, args.json)
 
 
@@ -188,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     ew.add_argument("--drift-prompt", default="drive grassland by day")
     ew.add_argument("--starts-per-scene", type=positive_int, default=2)
     ew.add_argument("--seed", type=int, default=0)
+    ew.add_argument("--sheet", default=None, help="also write true | generated frames at each horizon (PNG) here")
     ew.add_argument("--device", default=None)
     ew.set_defaults(func=_cmd_eval)
 

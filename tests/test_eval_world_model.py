@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from matrix_sim.actions import Action
 from matrix_sim.data.shards import FORMAT, Episode, episode_name, write_episode, write_manifest
@@ -15,6 +16,7 @@ from matrix_sim.eval.probe import load_probe, train_probe
 from matrix_sim.eval.prompt_switch import switch_frame
 from matrix_sim.eval.rollout import continue_frames
 from matrix_sim.eval.scene_classifier import SceneClassifier, colour_histograms
+from matrix_sim.eval.sheets import LABEL_HEIGHT
 from matrix_sim.eval.world_model_eval import eval_world_model
 from matrix_sim.models.checkpoint import CheckpointError
 from matrix_sim.models.probe import InverseDynamicsProbe
@@ -146,12 +148,16 @@ def test_scene_classifier_tells_scenes_apart_on_real_frames():
     assert classifier.accuracy({c.scene.prompt: c.frames[6:] for c in clips}) == 1.0
 
 
-def test_eval_returns_every_figure(bundle, trained_probe):
+def test_eval_returns_every_figure(bundle, trained_probe, tmp_path):
     result = eval_world_model(bundle, probe=trained_probe[0], scenes=SCENES, context=4, drift_frames=64,
                               drift_window_s=1.0, switches=[("drive desert by day", "walk forest at night")],
-                              switch_frames=12, switch_persist=2, device="cpu", progress=False)
+                              switch_frames=12, switch_persist=2, device="cpu", progress=False,
+                              sheet=tmp_path / "rollouts.png")
     json.dumps(result)                                           # one JSON object
-    for key in ("psnr_by_horizon", "copy_last_psnr_by_horizon"):
+    sheet = Image.open(result["sheet"])                          # a row per clip: context frame + true|generated x 4
+    assert sheet.size == (9 * 256, 2 * (144 + LABEL_HEIGHT))
+    for key in ("psnr_by_horizon", "copy_last_psnr_by_horizon", "copy_last_through_codec_psnr_by_horizon",
+                "codec_ceiling_psnr_by_horizon"):
         assert list(result[key]) == ["1", "4", "8", "16"]
         assert all(isinstance(v, float) and 0 < v < 100 for v in result[key].values())
     for key in ("action_accuracy", "action_accuracy_real"):

@@ -14,7 +14,8 @@ from matrix_sim.stream.schedule import StreamConfig, level_schedule
 from matrix_sim.train.latents import LatentShards
 from matrix_sim.train.levels import Layout, LevelMix, sample_layout, training_levels
 from matrix_sim.train.run_state import STATE_FILE
-from matrix_sim.train.world_model import train
+from matrix_sim.train.latents import ClipBatch
+from matrix_sim.train.world_model import cut_scenes, scene_cut_rows, train
 
 from wm_helpers import one_thread, save_tiny_vae, write_config, write_latent_shards  # noqa: F401 (autouse fixture)
 
@@ -62,6 +63,27 @@ def test_layouts_mix_stream_and_forcing():
     assert 50 < sum(l.forcing for l in layouts) < 150
     assert any(l.context < 3 for l in layouts) and any(l.blocks < 4 for l in layouts)
     assert all(l.frames(STREAM) <= STREAM.clip_frames for l in layouts)
+
+
+def test_scene_cuts_give_context_and_its_prompt_from_another_clip():
+    mix = LevelMix(forcing_prob=0.0, context_dropout=0.0, partial_window=0.0, context_noise_max=0.1,
+                   level_jitter=0.5, scene_cut=0.5)
+    rng = np.random.default_rng(0)
+    assert not scene_cut_rows(rng, Layout(3, 4, forcing=True), mix, 8).any()      # forcing and
+    assert not scene_cut_rows(rng, Layout(0, 2, forcing=False), mix, 8).any()     # prompt-only starts: no cut
+    rows = scene_cut_rows(rng, Layout(3, 4, forcing=False), mix, 400)
+    assert 150 < rows.sum() < 250
+    own = ClipBatch(torch.zeros(4, 11, 4, 4, 6), torch.zeros(4, 11, 5), ["a"] * 4)
+    other = ClipBatch(torch.ones(4, 11, 4, 4, 6), torch.ones(4, 11, 5), ["b"] * 4)
+    rows = np.array([True, False, True, False])
+    clips, prompts = cut_scenes(own, torch.zeros(4, 7), other, torch.ones(4, 7), rows, context=3)
+    assert prompts.shape == (4, 11, 7)
+    for i, cut in enumerate(rows):
+        context = 1.0 if cut else 0.0
+        assert (clips.latents[i, :3] == context).all() and (clips.actions[i, :3] == context).all()
+        assert (prompts[i, :3] == context).all()
+        assert (clips.latents[i, 3:] == 0).all() and (prompts[i, 3:] == 0).all()    # the window keeps its own
+    assert (own.latents == 0).all()                                                # inputs untouched
 
 
 def test_shards_give_model_space_clips_with_the_actions_that_made_them(tmp_path):

@@ -76,7 +76,7 @@ def write_config(tmp_path: Path, data: Path, run_dir: Path, autoencoder: Path, s
         "model": model or TINY_MODEL,
         "stream": stream or TINY_STREAM,
         "levels": levels or {"forcing_prob": 0.25, "context_dropout": 0.1, "partial_window": 0.1,
-                             "context_noise_max": 0.05, "level_jitter": 0.5},
+                             "context_noise_max": 0.05, "level_jitter": 0.5, "scene_cut": 0.5},
         "train": {"batch_size": 4, "steps": steps, "lr": 1e-3, "warmup_steps": 1, "log_every": 2, "save_every": 2,
                   **train},
     }

@@ -74,6 +74,28 @@ def video_sheet(video: str | Path, out: str | Path, every_s: float = 2.5, cols: 
     return out
 
 
+def rollout_sheet(world, clips, out: str | Path, context: int = 8, horizons=(1, 4, 8, 16), seed: int = 0) -> Path:
+    """Per held-out clip one row: the last real context frame, then true | generated at each horizon (the
+    world model primed with `context` real frames, conditioned on the true actions; eval's PSNR setting)."""
+    from matrix_sim.eval.metrics import psnr
+    from matrix_sim.eval.rollout import continue_frames
+
+    images, labels = [], []
+    for i, clip in enumerate(clips):
+        generated = continue_frames(world, clip.frames, clip.actions, context, max(horizons), clip.scene.prompt,
+                                    seed + i)
+        images.append(clip.frames[context - 1])
+        labels.append(clip.scene.prompt)
+        for h in horizons:
+            true, made = clip.frames[context - 1 + h], generated[h - 1]
+            images += [true, made]
+            labels += [f"true t+{h}", f"generated t+{h} ({psnr(true, made):.1f} dB)"]
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    grid(images, labels, cols=1 + 2 * len(horizons)).save(out)
+    return out
+
+
 def write_pairs_sheet(out: str | Path, pairs: list[tuple[np.ndarray, np.ndarray, str]]) -> Path:
     """Rows of (original | reconstruction) with the PSNR of each pair in its caption."""
     from matrix_sim.eval.metrics import psnr

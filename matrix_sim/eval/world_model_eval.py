@@ -4,7 +4,10 @@
   biome, mode and time); the model is primed with `context` real frames and continues under the clip's true
   actions (matrix_sim.eval.rollout: frame j conditioned on the action that produced true frame j); PSNR of
   generated frame h vs true frame h, and of the last context frame vs true frame h (copy-last baseline),
-  averaged over clips, for each horizon h.
+  averaged over clips, for each horizon h. Generated frames come out of the autoencoder, so two more figures
+  say what that costs: codec_ceiling_psnr_by_horizon (true frame h encoded and decoded: the best any model
+  on these latents can score) and copy_last_through_codec_psnr_by_horizon (the last context frame encoded
+  and decoded: copy-last as a latent model would make it).
 - action_accuracy: the inverse-dynamics probe (matrix_sim.models.probe) on consecutive generated frames vs
   the actions they were conditioned on; action_accuracy_real: the same probe on the true frames at the same
   places (its ceiling). Mean over the probe's heads (turn class, forward class); per head in
@@ -32,12 +35,15 @@ from matrix_sim.eval.played_actions import played_accuracy
 from matrix_sim.eval.probe import DEFAULT_PROBE_DIR, load_probe, majority_rate
 from matrix_sim.eval.prompt_switch import DEFAULT_SWITCHES, prompt_switch_eval
 from matrix_sim.eval.rollout import continue_frames
+from matrix_sim.eval.sheets import rollout_sheet
+from matrix_sim.eval.vae_eval import reconstruct
 from matrix_sim.models.probe import HEADS, InverseDynamicsProbe, agreement
 from matrix_sim.world.scenes import Scene
 
 log = logging.getLogger(__name__)
 HORIZONS = (1, 4, 8, 16)
 DEFAULT_DRIFT_PROMPT = "drive grassland by day"
+SHEET_ROWS = 6
 
 
 def clip_frames(world, horizons: Sequence[int], context: int, starts_per_scene: int) -> int:
@@ -53,15 +59,20 @@ def horizon_eval(world, probe: InverseDynamicsProbe, clips: Sequence[HeldoutClip
     span = context + horizon
     gen_psnr = {h: [] for h in horizons}
     copy_psnr = {h: [] for h in horizons}
+    codec_copy_psnr = {h: [] for h in horizons}
+    ceiling_psnr = {h: [] for h in horizons}
     gen_pairs, real_pairs, actions = ([], []), ([], []), []
     runs = [(clip, s * span) for clip in clips for s in range(starts_per_scene)]
     for i, (clip, start) in enumerate(tqdm(runs, desc="eval: horizons", disable=not progress)):
         images, taken = clip.frames[start:], clip.actions[start:]
         generated = continue_frames(world, images, taken, context, horizon, clip.scene.prompt, seed + i)
         truth = images[context:context + horizon]
+        coded = reconstruct(world.vae, images[context - 1:context + horizon])     # last context frame + truth
         for h in horizons:
             gen_psnr[h].append(psnr(generated[h - 1], truth[h - 1]))
             copy_psnr[h].append(psnr(images[context - 1], truth[h - 1]))
+            codec_copy_psnr[h].append(psnr(coded[0], truth[h - 1]))
+            ceiling_psnr[h].append(psnr(coded[h], truth[h - 1]))
         # pairs (frame j - 1, frame j), j >= 1 within the horizon; frame j followed action context - 1 + j
         gen_pairs[0].append(generated[:-1]), gen_pairs[1].append(generated[1:])
         real_pairs[0].append(truth[:-1]), real_pairs[1].append(truth[1:])
@@ -73,6 +84,8 @@ def horizon_eval(world, probe: InverseDynamicsProbe, clips: Sequence[HeldoutClip
     return {
         "psnr_by_horizon": mean(gen_psnr),
         "copy_last_psnr_by_horizon": mean(copy_psnr),
+        "copy_last_through_codec_psnr_by_horizon": mean(codec_copy_psnr),
+        "codec_ceiling_psnr_by_horizon": mean(ceiling_psnr),
         "action_accuracy": round(on_generated["mean"], 4),
         "action_accuracy_real": round(on_real["mean"], 4),
         "action_accuracy_by_head": {"generated": {h: round(on_generated[h], 4) for h in HEADS},
@@ -90,7 +103,9 @@ def targets(result: dict) -> dict:
     real = result["action_accuracy_real"]
     ratio = round(result["action_accuracy"] / real, 4) if real > 0 else None
     drift = result.get("drift")
+    codec_copy = result["copy_last_through_codec_psnr_by_horizon"]
     return {"beats_copy_last_every_horizon": all(gen[h] > copy[h] for h in gen),
+            "beats_copy_last_through_codec_every_horizon": all(gen[h] > codec_copy[h] for h in gen),
             "action_accuracy_ratio": ratio, "action_accuracy_ratio_ok": ratio is not None and ratio >= 0.9,
             "drift_inside_real_spread": drift["inside_real_spread"] if drift else None}
 
@@ -100,11 +115,12 @@ def eval_world_model(checkpoint: str | Path, probe: str | Path = DEFAULT_PROBE_D
                      starts_per_scene: int = 2, drift_frames: int = 10_000,
                      drift_prompt: str = DEFAULT_DRIFT_PROMPT, drift_window_s: float = 60.0,
                      switches=DEFAULT_SWITCHES, switch_frames: int = 64, switch_persist: int = 4, seed: int = 0,
-                     device: Optional[str] = None, progress: bool = True) -> dict:
+                     device: Optional[str] = None, progress: bool = True, sheet: Optional[str | Path] = None) -> dict:
     """Every figure of issue 4 for the world-model bundle at `checkpoint`, as one JSON-ready dict.
 
     scenes: held-out scenes for the horizon figures (default: all 36 of matrix_sim.eval.heldout);
-    drift_frames: length of the drift run (0 skips it); switches: (old, new) preset prompts (empty skips)."""
+    drift_frames: length of the drift run (0 skips it); switches: (old, new) preset prompts (empty skips);
+    sheet: also write true | generated frames at each horizon for a few of the clips (a PNG) here."""
     from matrix_sim.stream import WorldModel
 
     started = time.perf_counter()
@@ -123,6 +139,9 @@ def eval_world_model(checkpoint: str | Path, probe: str | Path = DEFAULT_PROBE_D
     t = time.perf_counter()
     result["action_accuracy_played"] = played_accuracy(world, probe_model, clips, context, max(horizons), seed)
     timings["played"] = time.perf_counter() - t
+    if sheet:
+        result["sheet"] = str(rollout_sheet(world, clips[::max(1, len(clips) // SHEET_ROWS)][:SHEET_ROWS], sheet,
+                                            context, horizons, seed))
     if drift_frames > 0:
         t = time.perf_counter()
         bar = tqdm(total=drift_frames, desc="eval: drift", disable=not progress)

@@ -5,6 +5,8 @@ blocks at the staggered levels s_1..s_L with jitter; sometimes the context is sh
 window only partly filled, as when a stream starts from a prompt or from a few real frames. The rest are
 diffusion forcing: every frame at its own random level, so any schedule works.
 The layout (how many frames, which kind) is drawn once per step so a batch shares one clip length.
+Scene cuts teach the prompt switch: some clips' context comes from another episode, with that episode's
+prompt on those frames, and the window must become the scene of its own prompt (as after set_prompt).
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ class LevelMix:
     partial_window: float        # share of stream steps whose window holds only the newest m < L blocks (a start)
     context_noise_max: float     # context frames get a level uniform in [0, this]
     level_jitter: float          # window levels move by up to +-jitter/2 of the gap to the next level
+    scene_cut: float = 0.0       # share of clips with context whose context is another scene's: a prompt switch
 
 
 @dataclass(frozen=True)

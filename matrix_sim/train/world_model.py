@@ -53,6 +53,8 @@ def flow_loss(model, clips: ClipBatch, prompts: torch.Tensor, layout: Layout, st
     """Mean squared error of the predicted v = noise - x0 on the frames the layout scores."""
     frames = layout.frames(stream)
     x0 = clips.latents[:, :frames]
+    if prompts.dim() == 3:                  # per-frame prompts (scene cuts)
+        prompts = prompts[:, :frames]
     levels, mask = training_levels(layout, stream, mix, x0.shape[0], generator)
     noise = torch.randn(x0.shape, generator=generator)
     s = levels[..., None, None, None]
@@ -62,6 +64,29 @@ def flow_loss(model, clips: ClipBatch, prompts: torch.Tensor, layout: Layout, st
     per_frame = (v.float() - target.to(device)).pow(2).mean(dim=(2, 3, 4))
     mask = mask.to(device)
     return (per_frame * mask).sum() / mask.sum()
+
+
+def scene_cut_rows(rng: np.random.Generator, layout: Layout, mix: LevelMix, batch: int) -> np.ndarray:
+    """Which clips of a stream-shaped step with context get another scene's context (see LevelMix.scene_cut)."""
+    if layout.forcing or layout.context == 0 or mix.scene_cut <= 0:
+        return np.zeros(batch, dtype=bool)
+    return rng.random(batch) < mix.scene_cut
+
+
+def cut_scenes(clips: ClipBatch, prompts: torch.Tensor, other: ClipBatch, other_prompts: torch.Tensor,
+               rows: np.ndarray, context: int) -> tuple[ClipBatch, torch.Tensor]:
+    """Clips whose first `context` frames (and those frames' actions and prompt) come from `other` in `rows`;
+    returns them with per-frame prompt embeddings (b, T, P)."""
+    frames = clips.latents.shape[1]
+    per_frame = prompts[:, None].expand(-1, frames, -1).clone()
+    if not rows.any():
+        return clips, per_frame
+    cut = torch.from_numpy(rows)
+    latents, actions = clips.latents.clone(), clips.actions.clone()
+    latents[cut, :context] = other.latents[cut, :context]
+    actions[cut, :context] = other.actions[cut, :context]
+    per_frame[cut, :context] = other_prompts[cut, None]
+    return ClipBatch(latents, actions, clips.texts), per_frame
 
 
 def learning_rate(step: int, cfg: WorldModelConfig) -> float:
@@ -113,8 +138,13 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
         rng = np.random.default_rng([cfg.train.seed, step, d.rank])     # a resumed run draws what it would have
         clips = shards.sample(rng, per_process)
         generator = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
-        loss = flow_loss(ddp, clips, prompts.embed_many(clips.texts), layout, cfg.stream, cfg.levels, generator,
-                         d.device)
+        embedded = prompts.embed_many(clips.texts)
+        cuts = scene_cut_rows(rng, layout, cfg.levels, per_process)
+        if cuts.any():
+            other = shards.sample(rng, per_process)
+            clips, embedded = cut_scenes(clips, embedded, other, prompts.embed_many(other.texts), cuts,
+                                         layout.context)
+        loss = flow_loss(ddp, clips, embedded, layout, cfg.stream, cfg.levels, generator, d.device)
         optimizer_step(loss, model, opt, ema, step, cfg.train.grad_clip)
         step += 1
         bar.update(1)
