@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
+from safetensors.torch import load_file
 
 from matrix_sim.models.checkpoint import CheckpointError
 from matrix_sim.stream import bundle
@@ -17,7 +18,7 @@ from matrix_sim.train.run_state import STATE_FILE
 from matrix_sim.train.latents import ClipBatch
 from matrix_sim.train.world_model import cut_scenes, scene_cut_rows, train
 
-from wm_helpers import one_thread, save_tiny_vae, write_config, write_latent_shards  # noqa: F401 (autouse fixture)
+from wm_helpers import TINY_MODEL, TINY_STREAM, one_thread, save_tiny_vae, write_config, write_latent_shards  # noqa: F401 (autouse fixture)
 
 STREAM = StreamConfig(context_frames=3, levels=4, block_frames=2, shift=2.0)
 MIX = LevelMix(forcing_prob=0.0, context_dropout=0.0, partial_window=0.0, context_noise_max=0.1, level_jitter=0.5)
@@ -124,6 +125,29 @@ def test_resume_under_another_model_config_names_the_keys(tmp_path, data, vae):
     train(write_config(tmp_path, data, tmp_path / "run", vae, steps=2), progress=False)
     wider = write_config(tmp_path, data, tmp_path / "run", vae, steps=4, model={"width": 64, "depth": 1, "heads": 2})
     with pytest.raises(CheckpointError, match="model.width: checkpoint has 32, config has 64"):
+        train(wider, progress=False)
+
+
+def test_inference_settings_may_change_between_resumes_but_the_window_may_not(tmp_path, data, vae):
+    train(write_config(tmp_path, data, tmp_path / "run", vae, steps=2), progress=False)
+    retargeted = {**TINY_STREAM, "retarget_actions": True, "context_level": 0.03, "cache_context": False}
+    assert train(write_config(tmp_path, data, tmp_path / "run", vae, steps=4, stream=retargeted),
+                 progress=False).step == 4
+    longer = {**TINY_STREAM, "levels": 4}
+    with pytest.raises(CheckpointError, match="stream.levels: checkpoint has 3, config has 4"):
+        train(write_config(tmp_path, data, tmp_path / "run", vae, steps=6, stream=longer), progress=False)
+
+
+def test_a_new_run_starts_from_a_shipped_bundle(tmp_path, data, vae):
+    train(write_config(tmp_path, data, tmp_path / "first", vae, steps=2), progress=False)
+    frozen = write_config(tmp_path, data, tmp_path / "second", vae, steps=1, lr=0.0, init_from=str(tmp_path / "first"))
+    train(frozen, progress=False)                          # lr 0: the weights stay what they started from
+    first, second = (load_file(str(tmp_path / run / "dit" / "diffusion_pytorch_model.safetensors"))
+                     for run in ("first", "second"))
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+    wider = write_config(tmp_path, data, tmp_path / "third", vae, steps=1, init_from=str(tmp_path / "first"),
+                         model={**TINY_MODEL, "width": 64})
+    with pytest.raises(CheckpointError, match="init_from .* another model: width"):
         train(wider, progress=False)
 
 

@@ -66,13 +66,13 @@ def training_texts() -> list[str]:
 
 
 def write_config(tmp_path: Path, data: Path, run_dir: Path, autoencoder: Path, steps: int = 4, model=None,
-                 stream=None, levels=None, **train) -> Path:
+                 stream=None, levels=None, init_from: str = "", **train) -> Path:
     """A tiny config; the run folder gets a prompt cache first, so training never loads the real encoder."""
     run_dir.mkdir(parents=True, exist_ok=True)
     if not (run_dir / "prompts-train.safetensors").exists():
         hash_bank(training_texts()).save(run_dir / "prompts-train.safetensors")
     config = {
-        "data": str(data), "run_dir": str(run_dir), "autoencoder": str(autoencoder),
+        "data": str(data), "run_dir": str(run_dir), "autoencoder": str(autoencoder), "init_from": init_from,
         "model": model or TINY_MODEL,
         "stream": stream or TINY_STREAM,
         "levels": levels or {"forcing_prob": 0.25, "context_dropout": 0.1, "partial_window": 0.1,

@@ -14,7 +14,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from matrix_sim.models.checkpoint import CheckpointError, config_differences
+from matrix_sim.models.checkpoint import CheckpointError, config_differences, load_model
 
 log = logging.getLogger(__name__)
 STATE_FILE = "train_state.safetensors"
@@ -58,8 +58,10 @@ def load_state(run_dir: Path, model, ema_model, opt, identity: dict) -> int:
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
     saved = json.loads(meta["identity"])
+    # only the keys the identity names now count (an older run may have stored more, e.g. inference settings)
     diffs = [f"{section}.{d}" for section in sorted(identity)
-             for d in config_differences(saved.get(section, {}), identity[section])]
+             for d in config_differences({k: v for k, v in saved.get(section, {}).items() if k in identity[section]},
+                                         identity[section])]
     if diffs:
         raise CheckpointError(f"{path} was trained with another config; cannot resume: " + "; ".join(diffs))
     tensors = load_file(str(path))
@@ -69,3 +71,15 @@ def load_state(run_dir: Path, model, ema_model, opt, identity: dict) -> int:
     step = int(meta["step"])
     log.info("resumed %s at step %d", path, step)
     return step
+
+
+def start_from(path: str | Path, model_cls, architecture: dict, model, ema, what: str) -> None:
+    """A fresh run continues shipped weights (a new session: the old run dir may be gone); both the weights
+    and their EMA start there. Refused, naming the keys, when the shipped model has another shape."""
+    shipped = load_model(model_cls, path, what=what)
+    diffs = config_differences({k: shipped.config[k] for k in architecture}, architecture)
+    if diffs:
+        raise CheckpointError(f"init_from {path} was made for another model: " + "; ".join(diffs))
+    model.load_state_dict(shipped.state_dict())
+    ema.model.load_state_dict(shipped.state_dict())
+    log.info("starting from the weights in %s", path)

@@ -20,10 +20,10 @@ from matrix_sim.config import ConfigError, from_dict, load_yaml
 from matrix_sim.data.frames import FrameBank
 from matrix_sim.device import autocast, describe, pick_device
 from matrix_sim.models.autoencoder import FrameAutoencoder, images_to_tensor
-from matrix_sim.models.checkpoint import CheckpointError, config_differences, load_model
 from matrix_sim.train.distributed import init_distributed, log_finish, shutdown, wrap_model
 from matrix_sim.train.optim import OptimSettings, optimizer_step
 from matrix_sim.train.ema import EMA
+from matrix_sim.train.run_state import start_from
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def train_vae(config_path: str | Path, steps: int | None = None, device: str | N
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     step = _resume(run_dir / "latest.pt", model, ema, opt, d.device)
     if step == 0 and cfg.init_from:
-        _start_from(cfg.init_from, cfg.model, model, ema)
+        start_from(cfg.init_from, FrameAutoencoder, cfg.model, model, ema, what="autoencoder")
     ddp = wrap_model(model, d)
     bank = FrameBank(cfg.data.dirs, cfg.data.frame_stride, progress=progress and d.is_main)
     gen = torch.Generator().manual_seed(cfg.train.seed * 1000 + d.rank + step)
@@ -143,17 +143,6 @@ def _resume(path: Path, model, ema, opt, device) -> int:
     opt.load_state_dict(state["optimizer"])
     log.info("resumed from %s at step %d", path, state["step"])
     return int(state["step"])
-
-
-def _start_from(path: str, architecture: dict, model, ema) -> None:
-    """Continue training shipped weights in a new run dir (a new session: the old run dir may be gone)."""
-    shipped = load_model(FrameAutoencoder, path, what="autoencoder")
-    diffs = config_differences({k: shipped.config[k] for k in architecture}, architecture)
-    if diffs:
-        raise CheckpointError(f"init_from {path} was made for another model: " + "; ".join(diffs))
-    model.load_state_dict(shipped.state_dict())
-    ema.model.load_state_dict(shipped.state_dict())
-    log.info("starting from the weights in %s", path)
 
 
 @torch.no_grad()

@@ -1,6 +1,6 @@
 """World-model configs (configs/tiny-cpu.yaml, base.yaml, matrix-720p.yaml): YAML -> dataclasses.
 
-Keys: data (latent shards), run_dir, autoencoder; sections model (WorldDiT's arguments), stream
+Keys: data (latent shards), run_dir, autoencoder, init_from (optional); sections model (WorldDiT's arguments), stream
 (StreamConfig: the Swin-DPM window the model will run in), levels (LevelMix: how training noise levels
 are drawn), train (OptimSettings: optimiser, EMA, logging and checkpoint intervals).
 """
@@ -26,6 +26,7 @@ class WorldModelConfig:
     levels: LevelMix
     train: OptimSettings
     autoencoder: str = str(DEFAULT_VAE_DIR)    # the codec the latents were made with; copied into the bundle
+    init_from: str = ""                # a fresh run starts from this bundle's DiT (e.g. checkpoints/tiny-cpu)
 
     def model_config(self) -> dict:
         """WorldDiT's full constructor arguments (defaults filled in): what a checkpoint is compared against."""

@@ -7,7 +7,6 @@ a log, and a playable bundle (EMA weights + autoencoder + preset prompt embeddin
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import shutil
@@ -31,13 +30,14 @@ from matrix_sim.train.ema import EMA
 from matrix_sim.train.latents import ClipBatch, LatentShards
 from matrix_sim.train.levels import Layout, LevelMix, sample_layout, training_levels
 from matrix_sim.train.optim import optimizer_step
-from matrix_sim.train.run_state import load_state, save_state
+from matrix_sim.train.run_state import load_state, save_state, start_from
 from matrix_sim.train.world_config import WorldModelConfig, load_config
 from matrix_sim.world.scenes import scene_catalog
 
 log = logging.getLogger(__name__)
 TRAIN_PROMPTS = "prompts-train.safetensors"     # every caption of the data, embedded once per run
 LOG_FILE = "train.log"
+TRAINED_STREAM_KEYS = ("context_frames", "levels", "block_frames", "shift")
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,12 @@ def cut_scenes(clips: ClipBatch, prompts: torch.Tensor, other: ClipBatch, other_
     return ClipBatch(latents, actions, clips.texts), per_frame
 
 
+def training_stream(stream: StreamConfig) -> dict:
+    """The stream settings the weights depend on (the window's shape and schedule); the rest (context level,
+    caching, retargeting) are inference choices that a run may change without refusing to resume."""
+    return {k: getattr(stream, k) for k in TRAINED_STREAM_KEYS}
+
+
 def learning_rate(step: int, cfg: WorldModelConfig) -> float:
     """Linear warm-up, then constant (a long run is stopped and resumed, not scheduled to an end)."""
     return cfg.train.lr * min(1.0, (step + 1) / max(1, cfg.train.warmup_steps))
@@ -120,8 +126,10 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
     model = WorldDiT(**cfg.model).to(d.device)
     ema = EMA(model, cfg.train.ema_decay)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-    identity = {"model": cfg.model_config(), "stream": dataclasses.asdict(cfg.stream)}
+    identity = {"model": cfg.model_config(), "stream": training_stream(cfg.stream)}
     step = load_state(run_dir, model, ema.model, opt, identity)
+    if step == 0 and cfg.init_from:
+        start_from(Path(cfg.init_from) / bundle.DIT_DIR, WorldDiT, cfg.model_config(), model, ema, what="world model")
     if d.is_main:
         _write_bundle_parts(run_dir, cfg, shards)
         log.info("training the world model (%.2fM parameters) on %s, %d process(es), from step %d to %d; run dir %s",
