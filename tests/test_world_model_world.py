@@ -1,8 +1,10 @@
 """WorldModel: the World protocol over the stream, from a prompt alone or from real frames, with random weights."""
 import numpy as np
 import pytest
+import torch
 
 from matrix_sim.actions import Action
+from matrix_sim.models.autoencoder import images_to_tensor
 from matrix_sim.models.checkpoint import CheckpointError
 from matrix_sim.stream import WorldModel
 from matrix_sim.world.base import World
@@ -55,6 +57,31 @@ def test_starts_from_real_frames(world):
     frame = world.prime(images, actions, "drive desert by day", seed=1)
     assert frame.image.shape == (144, 256, 3) and frame.action == Action(forward=1.0)
     assert world.sampler.cache.frames() == 2               # the context: the last K real frames
+
+
+def test_a_starter_begins_and_switches_scenes_from_source_world_frames(checkpoint):
+    """The game's start: reset and set_prompt prime the stream with a source-world drive of the scene, so the
+    context holds those real frames (encoded), and frame numbers run on across a switch."""
+    world = WorldModel.from_pretrained(checkpoint, device="cpu", start_from_source=True)
+    try:
+        assert world.starter is not None and world.frame_size == (144, 256)
+        primed = []
+        prime = world.sampler.prime
+        world.sampler.prime = lambda latents, actions, prompt: (primed.append(latents.clone()),
+                                                                prime(latents, actions, prompt))
+        first = world.reset("drive desert by day", seed=2)
+        assert first.index == 0 and first.mode == "drive" and len(primed) == 1
+        images, _ = world.starter.clip("drive desert by day", 2)
+        with torch.inference_mode():
+            expected = world.vae.to_model_space(world.vae.encode(images_to_tensor(images)))
+        torch.testing.assert_close(primed[0], expected, atol=1e-4, rtol=1e-4)
+        steps = [world.step(Action(forward=1.0)) for _ in range(3)]
+        world.set_prompt("a quiet walk through a snowy forest")       # free text: cut to the nearest preset
+        after = world.step(Action(forward=1.0))
+        assert len(primed) == 2 and after.index == steps[-1].index + 1 and after.mode == "walk"
+        assert after.prompt == "a quiet walk through a snowy forest"
+    finally:
+        world.close()
 
 
 def test_step_before_reset_is_an_error(checkpoint):

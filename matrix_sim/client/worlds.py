@@ -76,7 +76,7 @@ def open_world(kind: str, checkpoint: Optional[Path], progress: Progress) -> Wor
     except ImportError as exc:
         raise WorldUnavailable(f"the world model (matrix_sim.stream) is not available in this build: {exc}") from None
     progress(0.0, f"loading the world model from {checkpoint}")
-    world = WorldModel.from_pretrained(checkpoint, progress=progress)
+    world = WorldModel.from_pretrained(checkpoint, progress=progress, start_from_source=True)
     device = getattr(world, "device", "cpu")
     return WorldHandle(world, "model", f"world model ({device})",
                        int(getattr(world, "frame_rate", DEFAULT_FRAME_RATE)), str(checkpoint))

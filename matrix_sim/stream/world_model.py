@@ -1,8 +1,9 @@
 """WorldModel: the generated world behind the World protocol (reset / step / set_prompt), forever.
 
 It streams with the Swin-DPM sampler and decodes each emitted block with the frame autoencoder. A stream
-starts from the prompt alone (reset) or from real frames (prime, e.g. the source world's, for evaluation),
-and reset again restarts it (the client's Backspace). A frame leaves the window L calls after it entered
+starts from the prompt alone (reset) or from real frames (prime, e.g. the source world's, for evaluation);
+with a starter (the game's choice, stream/starter.py) reset and set_prompt start the scene from a short
+source-world drive of it. reset again restarts the stream (the client's Backspace). A frame leaves the window L calls after it entered
 with its action; `retarget_actions` in the stream config lets window frames take the newest action.
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ from matrix_sim.models.loading import load_autoencoder
 from matrix_sim.models.prompt import PromptBank
 from matrix_sim.stream import bundle
 from matrix_sim.stream.sampler import Emitted, SwinSampler
+from matrix_sim.stream.starter import SourceStarter, starter_for
 from matrix_sim.world.base import Frame
 from matrix_sim.world.scenes import UnknownPrompt, parse_prompt, scene_catalog
 
@@ -37,7 +39,7 @@ def _no_progress(fraction: float, text: str) -> None:
 
 class WorldModel:
     def __init__(self, dit: WorldDiT, vae: FrameAutoencoder, prompts: PromptBank, info: bundle.BundleInfo,
-                 device: Optional[torch.device] = None):
+                 device: Optional[torch.device] = None, starter: Optional[SourceStarter] = None):
         self.torch_device = device or pick_device()
         self.dit = dit.to(self.torch_device).eval()
         self.vae = vae.to(self.torch_device).eval().to(memory_format=torch.channels_last)   # its fast layout
@@ -52,11 +54,13 @@ class WorldModel:
         self.index = -1
         self.prompt = ""
         self.mode = "drive"
+        self.starter = starter      # real first frames for reset and prompt switches (stream/starter.py)
 
     @classmethod
     def from_pretrained(cls, checkpoint_dir: str | Path, progress: Optional[Progress] = None,
-                        device: Optional[str] = None) -> "WorldModel":
-        """Load a bundle (see matrix_sim.stream.bundle); progress(fraction, text) feeds a loading screen."""
+                        device: Optional[str] = None, start_from_source: bool = False) -> "WorldModel":
+        """Load a bundle (see matrix_sim.stream.bundle); progress(fraction, text) feeds a loading screen.
+        start_from_source: reset and set_prompt start the scene from source-world frames (the game's choice)."""
         progress = progress or _no_progress
         root = bundle.bundle_root(checkpoint_dir)
         info = bundle.read_info(root)
@@ -71,14 +75,24 @@ class WorldModel:
         progress(0.8, "loading prompt embeddings")
         prompts = PromptBank.load(root / bundle.PROMPTS_FILE)
         world = cls(dit, vae, prompts, info, pick_device(device))
+        if start_from_source:
+            world.starter = starter_for(world)
         progress(1.0, f"world model ready on {world.device}")
         log.info("world model %s: %.1fM parameters, stream %s, on %s", root,
                  sum(p.numel() for p in dit.parameters()) / 1e6, info.stream, world.device)
         return world
 
     # ---- World protocol ---------------------------------------------------------------------------
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """(height, width) of the frames it makes: the latents times the autoencoder's scale."""
+        scale = 2 ** len(self.vae.config.channels)
+        return self.info.latent_shape[1] * scale, self.info.latent_shape[2] * scale
+
     def reset(self, prompt: str, seed: int) -> Frame:
-        """Start a new stream from the prompt alone (no real frame)."""
+        """Start a new stream: from the prompt alone, or with a starter from real frames of its scene."""
+        if self.starter is not None:
+            return self.prime(*self.starter.clip(self._preset_of(prompt), seed), prompt, seed)
         self._restart(prompt, seed)
         return self._next_frame(action_known=False)
 
@@ -104,13 +118,19 @@ class WorldModel:
         return self._next_frame(action_known=True)
 
     def set_prompt(self, prompt: str) -> None:
-        """Takes effect on the frames still in the window and every frame after."""
-        self._embedding = self.prompts.embed(prompt)
-        self.prompt = prompt
-        self.mode = self._mode_of(prompt)
+        """Takes effect on the frames still in the window and every frame after; with a starter, the stream
+        cuts to real frames of the new scene (the model alone switches slowly, see the README)."""
+        if self.starter is not None and self._embedding is not None:
+            index = self.index                 # frames keep counting across the cut
+            self.prime(*self.starter.clip(self._preset_of(prompt), index + 1), prompt, index + 1)
+            self.index = index
+            return
+        self._condition(prompt)
 
     def close(self) -> None:
         self._queue.clear()
+        if self.starter is not None:
+            self.starter.close()
 
     # ---- internals --------------------------------------------------------------------------------
     def _restart(self, prompt: str, seed: int) -> None:
@@ -118,7 +138,7 @@ class WorldModel:
         self._queue.clear()
         self._action = IDLE
         self.index = -1
-        self.set_prompt(prompt)
+        self._condition(prompt)
 
     def _next_frame(self, action_known: bool) -> Frame:
         while not self._queue:
@@ -135,10 +155,15 @@ class WorldModel:
         latents = self.vae.from_model_space(emitted.latents).contiguous(memory_format=torch.channels_last)
         return list(tensor_to_images(self.vae.decode(latents)))
 
-    def _mode_of(self, prompt: str) -> str:
-        """Drive or walk: the preset's mode, or for free text the mode of the nearest preset in meaning."""
+    def _condition(self, prompt: str) -> None:
+        self._embedding = self.prompts.embed(prompt)
+        self.prompt = prompt
+        self.mode = parse_prompt(self._preset_of(prompt)).mode
+
+    def _preset_of(self, prompt: str) -> str:
+        """The prompt if it is a preset, else the preset nearest in meaning (free text)."""
         try:
-            return parse_prompt(prompt).mode
+            parse_prompt(prompt)
+            return prompt
         except UnknownPrompt:
-            nearest = self.prompts.nearest(prompt, scene_catalog().prompts)
-            return parse_prompt(nearest).mode
+            return self.prompts.nearest(prompt, scene_catalog().prompts)

@@ -1,0 +1,42 @@
+"""Real first frames for the generated world: the source world renders a few frames of the prompt's scene.
+
+A stream started from the prompt alone has to invent a whole scene in L denoising steps with no context;
+the shipped tiny model does that poorly (murky, see the README), while it continues real context well. So
+the game starts each scene, and cuts to a new one on a prompt switch, from a short source-world drive of
+that scene (the nearest preset's for free text); every frame after those is generated. Evaluation drives
+WorldModel without a starter and measures the model alone.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+WARMUP_FRAMES = 16          # the exploration policy's first frames (pulling away) are left out
+
+
+class SourceStarter:
+    def __init__(self, frames: int, width: int, height: int):
+        self.frames, self.width, self.height = frames, width, height
+        self._world = None
+
+    def clip(self, preset: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """(frames, H, W, 3) uint8 images of the preset's scene and the (frames, A) actions taken at them."""
+        from matrix_sim.data.record import record_episode
+        from matrix_sim.world.engine import SourceWorld
+
+        if self._world is None:        # built on first use, in the thread that steps the world
+            self._world = SourceWorld(self.width, self.height)
+        episode = record_episode(self._world, preset, seed, WARMUP_FRAMES + self.frames, {"prompt": preset})
+        return episode.frames[WARMUP_FRAMES:], episode.actions[WARMUP_FRAMES:]
+
+    def close(self) -> None:
+        if self._world is not None:
+            self._world.close()
+            self._world = None
+
+
+def starter_for(world, frames: Optional[int] = None) -> SourceStarter:
+    """A starter sized for a WorldModel: its frame size and (by default) its full context."""
+    height, width = world.frame_size
+    return SourceStarter(frames or world.sampler.config.context_frames, width, height)
