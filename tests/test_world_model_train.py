@@ -18,7 +18,8 @@ from matrix_sim.train.run_state import STATE_FILE
 from matrix_sim.train.latents import ClipBatch
 from matrix_sim.train.world_model import cut_scenes, scene_cut_rows, train
 
-from wm_helpers import TINY_MODEL, TINY_STREAM, one_thread, save_tiny_vae, write_config, write_latent_shards  # noqa: F401 (autouse fixture)
+from wm_helpers import (TINY_MODEL, TINY_STREAM, one_thread, save_tiny_vae, write_config,  # noqa: F401 (autouse)
+                        write_latent_shards)
 
 STREAM = StreamConfig(context_frames=3, levels=4, block_frames=2, shift=2.0)
 MIX = LevelMix(forcing_prob=0.0, context_dropout=0.0, partial_window=0.0, context_noise_max=0.1, level_jitter=0.5)

@@ -98,16 +98,19 @@ def horizon_eval(world, probe: InverseDynamicsProbe, clips: Sequence[HeldoutClip
 
 def targets(result: dict) -> dict:
     """Issue 4's benchmark targets, checked: beats copy-last at every horizon, action accuracy >= 90 % of the
-    probe's ceiling, drift inside the real footage's spread."""
+    probe's ceiling, drift inside the real footage's spread; and what retarget_actions (issue 6) does to the
+    action accuracy of played frames."""
     gen, copy = result["psnr_by_horizon"], result["copy_last_psnr_by_horizon"]
     real = result["action_accuracy_real"]
     ratio = round(result["action_accuracy"] / real, 4) if real > 0 else None
     drift = result.get("drift")
+    played = result.get("action_accuracy_played")
     codec_copy = result["copy_last_through_codec_psnr_by_horizon"]
     return {"beats_copy_last_every_horizon": all(gen[h] > copy[h] for h in gen),
             "beats_copy_last_through_codec_every_horizon": all(gen[h] > codec_copy[h] for h in gen),
             "action_accuracy_ratio": ratio, "action_accuracy_ratio_ok": ratio is not None and ratio >= 0.9,
-            "drift_inside_real_spread": drift["inside_real_spread"] if drift else None}
+            "drift_inside_real_spread": drift["inside_real_spread"] if drift else None,
+            "retarget_action_accuracy_change": round(played["on"] - played["off"], 4) if played else None}
 
 
 def eval_world_model(checkpoint: str | Path, probe: str | Path = DEFAULT_PROBE_DIR,

@@ -3,8 +3,9 @@
 It streams with the Swin-DPM sampler and decodes each emitted block with the frame autoencoder. A stream
 starts from the prompt alone (reset) or from real frames (prime, e.g. the source world's, for evaluation);
 with a starter (the game's choice, stream/starter.py) reset and set_prompt start the scene from a short
-source-world drive of it. reset again restarts the stream (the client's Backspace). A frame leaves the window L calls after it entered
-with its action; `retarget_actions` in the stream config lets window frames take the newest action.
+source-world drive of it. reset again restarts the stream (the client's Backspace). A frame leaves the
+window L calls after it entered with its action; `retarget_actions` in the stream config lets window
+frames take the newest action.
 """
 from __future__ import annotations
 
