@@ -18,6 +18,7 @@ from matrix_sim.world.engine import SourceWorld
 from matrix_sim.world.scenes import Scene, parse_prompt, scene_catalog
 
 log = logging.getLogger(__name__)
+WARMUP_FRAMES = 16      # the exploration policy's first frames (pulling away), left out of footage used as is
 
 
 def episode_plan(episodes: int, seed: int, prompt: str | None = None) -> list[tuple[int, Scene]]:
@@ -77,6 +78,14 @@ def record(out: str | Path, episodes: int, frames: int, seed: int, width: int = 
         bar.close()
         world.close()
     return out
+
+
+def drive(world: SourceWorld, prompt: str, seed: int, frames: int,
+          warmup: int = WARMUP_FRAMES) -> tuple[np.ndarray, np.ndarray]:
+    """`frames` images of the exploration policy in the scene after its first `warmup` (pulling away) and the
+    actions taken at them: held-out footage and the game's scene starts."""
+    episode = record_episode(world, prompt, seed, warmup + frames, {"prompt": prompt})
+    return episode.frames[warmup:], episode.actions[warmup:]
 
 
 def record_episode(world: SourceWorld, prompt: str, seed: int, frames: int, meta: dict, bar=None) -> Episode:

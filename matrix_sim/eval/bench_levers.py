@@ -31,9 +31,8 @@ DEFAULT_CALLS = 30
 
 def time_calls(sampler: SwinSampler, prompt: torch.Tensor, calls: int) -> float:
     """Median seconds of a steady-state sampler call (after the window and the context have filled)."""
-    stream = sampler.config
     action = torch.as_tensor(Action(forward=1.0).to_array())
-    for _ in range(-(-stream.context_frames // stream.block_frames) + stream.levels + 1):
+    for _ in range(sampler.config.filling_calls):
         sampler.step(action, prompt)
     times = []
     for _ in range(calls):

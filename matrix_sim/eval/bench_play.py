@@ -248,13 +248,12 @@ def model_flops(parts: Parts, device: torch.device, prompt: str = DEFAULT_PROMPT
     for kind in ("swin", "frame_by_frame"):
         world = parts.world(device, kind)
         world.reset(prompt, 0)
-        stream = world.sampler.config
-        for _ in range(math.ceil(stream.context_frames / stream.block_frames) + stream.levels + 1):
+        for _ in range(world.sampler.config.filling_calls):
             world.sampler.step(action, embedding)
         flops, emitted = count_flops(lambda: world.sampler.step(action, embedding))
         out[kind] = flops / world.frames_per_step
         if kind == "swin":
-            decode, _ = count_flops(lambda: world._decode(emitted))
+            decode, _ = count_flops(lambda: world.decode(emitted))
             out["decode"] = decode / emitted.latents.shape[0]
     return out
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from matrix_sim.data.record import record_episode
+from matrix_sim.data.record import WARMUP_FRAMES, drive
 from matrix_sim.world.engine import SourceWorld
 from matrix_sim.world.scenes import BIOMES, MODES, TIMES, WEATHERS, Scene
 
@@ -29,7 +29,7 @@ def heldout_scenes() -> list[Scene]:
     return [Scene(b, t, WEATHERS[i % len(WEATHERS)], m) for i, (b, m, t) in enumerate(combos)]
 
 
-def heldout_clips(frames: int, warmup: int = 16, scenes: list[Scene] | None = None, width: int = 256,
+def heldout_clips(frames: int, warmup: int = WARMUP_FRAMES, scenes: list[Scene] | None = None, width: int = 256,
                   height: int = 144) -> list[HeldoutClip]:
     """One clip per scene, driven by the exploration policy after `warmup` frames of it."""
     world = SourceWorld(width, height)
@@ -37,8 +37,7 @@ def heldout_clips(frames: int, warmup: int = 16, scenes: list[Scene] | None = No
     try:
         for i, scene in enumerate(scenes or heldout_scenes()):
             seed = HELDOUT_SEED_BASE + i
-            episode = record_episode(world, scene.prompt, seed, warmup + frames, {"prompt": scene.prompt})
-            clips.append(HeldoutClip(scene, episode.frames[warmup:], episode.actions[warmup:]))
+            clips.append(HeldoutClip(scene, *drive(world, scene.prompt, seed, frames, warmup)))
     finally:
         world.close()
     return clips

@@ -13,20 +13,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from matrix_sim.models.autoencoder import images_to_tensor, tensor_to_images
-
-
-def _prime(world, images: np.ndarray, actions: np.ndarray, prompt: str, seed: int) -> None:
-    """Real frames become the stream's context, as WorldModel.prime does, without starting the window."""
-    world.set_prompt(prompt)
-    world.sampler.reset(seed)
-    with torch.inference_mode():
-        pixels = images_to_tensor(images).to(world.torch_device).contiguous(memory_format=torch.channels_last)
-        latents = world.vae.to_model_space(world.vae.encode(pixels))
-    taken = torch.as_tensor(np.asarray(actions, dtype=np.float32))
-    produced_by = torch.cat([torch.zeros_like(taken[:1]), taken[:-1]])     # frame t was produced by action t-1
-    world.sampler.prime(latents, produced_by, world.prompts.embed(prompt))
-
 
 @torch.inference_mode()
 def continue_frames(world, images: np.ndarray, actions: np.ndarray, context: int, frames: int, prompt: str,
@@ -39,7 +25,7 @@ def continue_frames(world, images: np.ndarray, actions: np.ndarray, context: int
     """
     if not 1 <= context <= len(images) or len(actions) < context:
         raise ValueError(f"need 1 <= context <= {len(images)} frames with their actions, got context={context}")
-    _prime(world, images[:context], actions[:context], prompt, seed)
+    world.load_context(images[:context], actions[:context], prompt, seed)
     sampler, block = world.sampler, world.sampler.config.block_frames
     embedding = world.prompts.embed(prompt).to(world.torch_device)
     pending = np.asarray(actions[context - 1:], dtype=np.float32)
@@ -51,6 +37,5 @@ def continue_frames(world, images: np.ndarray, actions: np.ndarray, context: int
         emitted = sampler.step(torch.from_numpy(pending[cursor:cursor + block]), embedding)
         cursor += block
         if emitted is not None:
-            latents = world.vae.from_model_space(emitted.latents).contiguous(memory_format=torch.channels_last)
-            out.append(tensor_to_images(world.vae.decode(latents)))
+            out.append(np.stack(world.decode(emitted)))
     return np.concatenate(out)[:frames]

@@ -129,9 +129,9 @@ class TimedWorldModel(WorldModel):
     def forwards_per_step(self) -> int:
         return self.sampler.config.levels if self.kind == "frame_by_frame" else 1
 
-    def _decode(self, emitted: Emitted):
+    def decode(self, emitted: Emitted):
         with self.clock.time("decode", frames=emitted.latents.shape[0]):
-            return super()._decode(emitted)
+            return super().decode(emitted)
 
 
 @dataclass

@@ -40,6 +40,12 @@ class StreamConfig:
         return self.levels * self.block_frames
 
     @property
+    def filling_calls(self) -> int:
+        """Sampler calls from a reset until the window and the context are both full (timing and FLOP counts
+        start after these)."""
+        return -(-self.context_frames // self.block_frames) + self.levels + 1
+
+    @property
     def clip_frames(self) -> int:
         """Frames one training clip holds: the context and a full window."""
         return self.context_frames + self.window_frames

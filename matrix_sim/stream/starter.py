@@ -12,8 +12,6 @@ from typing import Optional
 
 import numpy as np
 
-WARMUP_FRAMES = 16          # the exploration policy's first frames (pulling away) are left out
-
 
 class SourceStarter:
     def __init__(self, frames: int, width: int, height: int):
@@ -22,13 +20,12 @@ class SourceStarter:
 
     def clip(self, preset: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """(frames, H, W, 3) uint8 images of the preset's scene and the (frames, A) actions taken at them."""
-        from matrix_sim.data.record import record_episode
+        from matrix_sim.data.record import drive
         from matrix_sim.world.engine import SourceWorld
 
         if self._world is None:        # built on first use, in the thread that steps the world
             self._world = SourceWorld(self.width, self.height)
-        episode = record_episode(self._world, preset, seed, WARMUP_FRAMES + self.frames, {"prompt": preset})
-        return episode.frames[WARMUP_FRAMES:], episode.actions[WARMUP_FRAMES:]
+        return drive(self._world, preset, seed, self.frames)
 
     def close(self) -> None:
         if self._world is not None:

@@ -100,6 +100,12 @@ class WorldModel:
     def prime(self, images: np.ndarray, actions: np.ndarray, prompt: str, seed: int) -> Frame:
         """Start from real frames (F, H, W, 3) uint8 and the actions taken at them (F, A), shard convention:
         images[t + 1] is what actions[t] produced, and actions[-1] drives the first generated frame."""
+        self.load_context(images, actions, prompt, seed)
+        return self._next_frame(action_known=True)
+
+    def load_context(self, images: np.ndarray, actions: np.ndarray, prompt: str, seed: int) -> None:
+        """Restart the stream with real frames as its context (as prime), without generating a frame yet:
+        for evaluation that drives the sampler itself."""
         if len(images) != len(actions) or len(images) == 0:
             raise ValueError(f"prime needs as many actions as frames (> 0), got {len(images)} and {len(actions)}")
         self._restart(prompt, seed)
@@ -110,7 +116,6 @@ class WorldModel:
         produced_by = torch.cat([torch.zeros_like(taken[:1]), taken[:-1]])    # frame t was produced by action t-1
         self.sampler.prime(self.vae.to_model_space(raw), produced_by, self.prompts.embed(prompt))
         self._action = Action.from_array(taken[-1].numpy())
-        return self._next_frame(action_known=True)
 
     def step(self, action: Action) -> Frame:
         if self._embedding is None:
@@ -145,14 +150,15 @@ class WorldModel:
         while not self._queue:
             emitted = self.sampler.step(torch.as_tensor(self._action.to_array()), self._embedding)
             if emitted is not None:
-                self._queue.extend(zip(self._decode(emitted), map(Action.from_array, emitted.actions.cpu().numpy())))
+                self._queue.extend(zip(self.decode(emitted), map(Action.from_array, emitted.actions.cpu().numpy())))
         image, action = self._queue.popleft()
         self.index += 1
         return Frame(image=image, index=self.index, prompt=self.prompt, mode=self.mode,
                      action=action if action_known else None)
 
     @torch.inference_mode()
-    def _decode(self, emitted: Emitted) -> list[np.ndarray]:
+    def decode(self, emitted: Emitted) -> list[np.ndarray]:
+        """An emitted block's latents as (H, W, 3) uint8 images."""
         latents = self.vae.from_model_space(emitted.latents).contiguous(memory_format=torch.channels_last)
         return list(tensor_to_images(self.vae.decode(latents)))
 
