@@ -29,7 +29,7 @@ from matrix_sim.client.game import Game
 from matrix_sim.client.headless import run_headless
 from matrix_sim.client.hud import MARGIN, PANEL_W
 from matrix_sim.client.options import Options
-from matrix_sim.client.recorder import ENCODE_QUEUE
+from matrix_sim.client.recorder import Recorder
 from matrix_sim.client.worlds import open_world
 
 REPO = Path(__file__).resolve().parent.parent
@@ -293,8 +293,8 @@ def test_recording_survives_being_killed(tmp_path, sig):
     run = _headless(tmp_path, "--frames", "2000", "--record", "out.mp4")
     sidecar = tmp_path / "out.json"
     deadline = time.monotonic() + 60
-    # a kill loses what is still queued for the encoder plus the fragment being written: wait past both
-    enough = ENCODE_QUEUE + 2 * 16
+    # the sidecar counts encoded frames; a kill loses the fragment being written: wait past two of them
+    enough = 2 * 16
     while not sidecar.exists() or json.loads(sidecar.read_text())["frames"] < enough:
         assert run.poll() is None and time.monotonic() < deadline, run.stderr.read() if run.poll() else "timeout"
         time.sleep(0.05)
@@ -304,6 +304,23 @@ def test_recording_survives_being_killed(tmp_path, sig):
     assert rate == "16/1" and size == (1280, 720) and count >= 16
     if sig == signal.SIGTERM:       # finished cleanly: every frame and the sidecar agree
         assert count == json.loads(sidecar.read_text())["frames"] >= enough
+
+
+def test_a_signal_inside_write_leaves_sidecar_and_mp4_agreeing(tmp_path, monkeypatch):
+    recorder = Recorder(tmp_path / "r.mp4", 16, (64, 48), lambda first, last, video: {"frames": last - first + 1})
+    image = np.full((48, 64, 3), 128, np.uint8)
+    for number in range(5):
+        recorder.write(image, number)
+
+    def interrupted(item, *args, **kwargs):     # SIGTERM while write() waits on a full encoder queue
+        raise SystemExit(143)
+
+    monkeypatch.setattr(recorder._queue, "put", interrupted)
+    with pytest.raises(SystemExit):
+        recorder.write(image, 5)
+    monkeypatch.undo()
+    recorder.close()
+    assert probe(tmp_path / "r.mp4")[0] == json.loads((tmp_path / "r.json").read_text())["frames"] == 5
 
 
 def test_model_world_without_checkpoint_is_one_clear_line(tmp_path, monkeypatch, capsys):

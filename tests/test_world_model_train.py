@@ -14,6 +14,7 @@ from matrix_sim.stream import bundle
 from matrix_sim.stream.schedule import StreamConfig, level_schedule
 from matrix_sim.train.latents import LatentShards
 from matrix_sim.train.levels import Layout, LevelMix, sample_layout, training_levels
+from matrix_sim.train.optim import OptimSettings, warmup_stable_cooldown
 from matrix_sim.train.run_state import STATE_FILE
 from matrix_sim.train.latents import ClipBatch
 from matrix_sim.train.world_model import cut_scenes, scene_cut_rows, train
@@ -195,3 +196,13 @@ def test_unknown_config_keys_are_named(tmp_path, data, vae):
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(ConfigError, match="levles"):
         load_config(path)
+
+
+def test_learning_rate_warms_up_holds_then_cools_down_to_zero():
+    o = OptimSettings(lr=1e-3, warmup_steps=10, steps=100, cooldown_steps=20)
+    rates = [warmup_stable_cooldown(step, o) for step in range(101)]
+    assert rates[0] == pytest.approx(1e-4) and rates[9] == rates[50] == rates[80] == pytest.approx(1e-3)
+    assert rates[90] == pytest.approx(5e-4) and rates[100] == 0.0
+    assert all(a >= b for a, b in zip(rates[50:], rates[51:]))          # never rises again after the warm-up
+    held = OptimSettings(lr=1e-3, warmup_steps=10, steps=100)
+    assert warmup_stable_cooldown(100_000, held) == pytest.approx(1e-3)   # no cooldown: a resumed run keeps its rate

@@ -3,7 +3,9 @@
 The mp4 is fragmented (a self-contained fragment per keyframe, one keyframe a second), so even a killed
 process leaves a playable file missing at most the last second; a normal exit, an exception or
 SIGTERM/SIGINT closes it cleanly (callers use try/finally; atexit catches the rest). Encoding runs in its
-own thread so the game loop only pays for reading the picture back.
+own thread so the game loop only pays for reading the picture back. The sidecar names the frames that
+thread has encoded, never the ones queued: a signal that lands inside write() (a frame counted but not
+queued) cannot make the sidecar and the mp4 disagree.
 """
 from __future__ import annotations
 
@@ -43,7 +45,8 @@ class Recorder:
         self.stream.width, self.stream.height = size
         self.stream.pix_fmt = "yuv420p"
         self.stream.options = {**X264_OPTIONS, "g": str(fps)}
-        self.frames = 0
+        self.queued = 0                     # frames handed to write()
+        self.frames = 0                     # frames encoded into the mp4; first..last are their session numbers
         self.first: Optional[int] = None
         self.last: Optional[int] = None
         self.started = time.monotonic()
@@ -71,20 +74,22 @@ class Recorder:
             raise RuntimeError(f"recording to {self.path} failed: {self._error}") from self._error
         if image.shape != (self.size[1], self.size[0], 3):
             raise ValueError(f"recorder expects {self.size[0]}x{self.size[1]} RGB, got {image.shape}")
-        self.first = number if self.first is None else self.first
-        self.last = number
-        self._queue.put(np.ascontiguousarray(image))
-        self.frames += 1
-        if self.frames % self.fps == 0:
+        self._queue.put((np.ascontiguousarray(image), number))
+        self.queued += 1
+        if self.queued % self.fps == 0:
             self._write_sidecar()
 
     def _encode(self) -> None:
         try:
-            while (image := self._queue.get()) is not None:
+            while (item := self._queue.get()) is not None:
+                image, number = item
                 t = time.perf_counter()
                 frame = av.VideoFrame.from_ndarray(image, format="rgb24")
                 for packet in self.stream.encode(frame):
                     self.container.mux(packet)
+                self.first = number if self.first is None else self.first
+                self.last = number
+                self.frames += 1
                 seconds = time.perf_counter() - t
                 self.encode_s += seconds
                 self.encode_times.append(seconds)

@@ -16,12 +16,21 @@ class OptimSettings:
     lr: float = 3e-4
     warmup_steps: int = 500
     steps: int = 100_000
+    cooldown_steps: int = 0        # the last steps before `steps`, where the rate falls linearly to zero
     weight_decay: float = 0.0
     ema_decay: float = 0.999
     grad_clip: float = 1.0
     log_every: int = 25
     save_every: int = 250
     seed: int = 0
+
+
+def warmup_stable_cooldown(step: int, o: OptimSettings) -> float:
+    """Linear warm-up, constant, then a linear cooldown to zero over the last `cooldown_steps`: a run can be
+    stopped and resumed at a constant rate for as long as it takes, and ends on a cooldown when `steps` is set."""
+    warm = min(1.0, (step + 1) / max(1, o.warmup_steps))
+    cool = min(1.0, (o.steps - step) / o.cooldown_steps) if o.cooldown_steps else 1.0
+    return o.lr * min(warm, max(0.0, cool))
 
 
 def optimizer_step(loss: torch.Tensor, model: torch.nn.Module, opt: torch.optim.Optimizer, ema: EMA, step: int,

@@ -29,7 +29,7 @@ from matrix_sim.train.distributed import Distributed, all_mean, init_distributed
 from matrix_sim.train.ema import EMA
 from matrix_sim.train.latents import ClipBatch, LatentShards
 from matrix_sim.train.levels import Layout, LevelMix, sample_layout, training_levels
-from matrix_sim.train.optim import optimizer_step
+from matrix_sim.train.optim import optimizer_step, warmup_stable_cooldown
 from matrix_sim.train.run_state import load_state, save_state, start_from
 from matrix_sim.train.world_config import WorldModelConfig, load_config
 from matrix_sim.world.scenes import scene_catalog
@@ -95,11 +95,6 @@ def training_stream(stream: StreamConfig) -> dict:
     return {k: getattr(stream, k) for k in TRAINED_STREAM_KEYS}
 
 
-def learning_rate(step: int, cfg: WorldModelConfig) -> float:
-    """Linear warm-up, then constant (a long run is stopped and resumed, not scheduled to an end)."""
-    return cfg.train.lr * min(1.0, (step + 1) / max(1, cfg.train.warmup_steps))
-
-
 def train(config_path: str | Path, steps: int | None = None, device: str | None = None,
           progress: bool = True) -> TrainSummary:
     cfg = load_config(config_path)
@@ -141,7 +136,7 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
     losses, intervals, interval_start = [], [], time.perf_counter()
     while step < total_steps:
         for group in opt.param_groups:
-            group["lr"] = learning_rate(step, cfg)
+            group["lr"] = warmup_stable_cooldown(step, cfg.train)
         layout = sample_layout(np.random.default_rng([cfg.train.seed, step]), cfg.stream, cfg.levels)
         rng = np.random.default_rng([cfg.train.seed, step, d.rank])     # a resumed run draws what it would have
         clips = shards.sample(rng, per_process)
