@@ -10,8 +10,20 @@ actions[t] produced).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """One held-out continuation as eval scored it, kept for the contact sheet."""
+
+    prompt: str
+    last_context: np.ndarray     # the last real frame the model was shown
+    truth: np.ndarray            # (horizon, H, W, 3): the source world's next frames
+    generated: np.ndarray        # (horizon, H, W, 3): the model's
 
 
 @torch.inference_mode()

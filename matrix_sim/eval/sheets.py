@@ -74,20 +74,17 @@ def video_sheet(video: str | Path, out: str | Path, every_s: float = 2.5, cols: 
     return out
 
 
-def rollout_sheet(world, clips, out: str | Path, context: int = 8, horizons=(1, 4, 8, 16), seed: int = 0) -> Path:
-    """Per held-out clip one row: the last real context frame, then true | generated at each horizon (the
-    world model primed with `context` real frames, conditioned on the true actions; eval's PSNR setting)."""
+def rollout_sheet(rollouts, out: str | Path, horizons=(1, 4, 8, 16)) -> Path:
+    """Per eval.rollout.Rollout one row: the last real context frame, then true | generated at each horizon
+    (eval's PSNR setting: the model primed with real frames, conditioned on the true actions)."""
     from matrix_sim.eval.metrics import psnr
-    from matrix_sim.eval.rollout import continue_frames
 
     images, labels = [], []
-    for i, clip in enumerate(clips):
-        generated = continue_frames(world, clip.frames, clip.actions, context, max(horizons), clip.scene.prompt,
-                                    seed + i)
-        images.append(clip.frames[context - 1])
-        labels.append(clip.scene.prompt)
+    for rollout in rollouts:
+        images.append(rollout.last_context)
+        labels.append(rollout.prompt)
         for h in horizons:
-            true, made = clip.frames[context - 1 + h], generated[h - 1]
+            true, made = rollout.truth[h - 1], rollout.generated[h - 1]
             images += [true, made]
             labels += [f"true t+{h}", f"generated t+{h} ({psnr(true, made):.1f} dB)"]
     out = Path(out)

@@ -34,7 +34,7 @@ from matrix_sim.eval.metrics import psnr
 from matrix_sim.eval.played_actions import played_accuracy
 from matrix_sim.eval.probe import DEFAULT_PROBE_DIR, load_probe, majority_rate
 from matrix_sim.eval.prompt_switch import DEFAULT_SWITCHES, prompt_switch_eval
-from matrix_sim.eval.rollout import continue_frames
+from matrix_sim.eval.rollout import Rollout, continue_frames
 from matrix_sim.eval.sheets import rollout_sheet
 from matrix_sim.eval.vae_eval import reconstruct
 from matrix_sim.models.probe import HEADS, InverseDynamicsProbe, agreement
@@ -53,8 +53,9 @@ def clip_frames(world, horizons: Sequence[int], context: int, starts_per_scene: 
 
 def horizon_eval(world, probe: InverseDynamicsProbe, clips: Sequence[HeldoutClip],
                  horizons: Sequence[int] = HORIZONS, context: int = 8, starts_per_scene: int = 1, seed: int = 0,
-                 progress: bool = True) -> dict:
-    """PSNR by horizon (model and copy-last) and the probe's agreement, on held-out clips of clip_frames()."""
+                 progress: bool = True, sheet_rows: int = 0) -> tuple[list[Rollout], dict]:
+    """PSNR by horizon (model and copy-last) and the probe's agreement, on held-out clips of clip_frames();
+    returns (the first start's rollout of `sheet_rows` clips spread over the list, for the sheet; figures)."""
     horizon = max(horizons)
     span = context + horizon
     gen_psnr = {h: [] for h in horizons}
@@ -63,11 +64,16 @@ def horizon_eval(world, probe: InverseDynamicsProbe, clips: Sequence[HeldoutClip
     ceiling_psnr = {h: [] for h in horizons}
     gen_pairs, real_pairs, actions = ([], []), ([], []), []
     runs = [(clip, s * span) for clip in clips for s in range(starts_per_scene)]
+    shown = set(range(0, len(runs), starts_per_scene * max(1, len(clips) // sheet_rows))[:sheet_rows]) \
+        if sheet_rows else set()
+    kept = []
     for i, (clip, start) in enumerate(tqdm(runs, desc="eval: horizons", disable=not progress)):
         images, taken = clip.frames[start:], clip.actions[start:]
         generated = continue_frames(world, images, taken, context, horizon, clip.scene.prompt, seed + i)
         truth = images[context:context + horizon]
         coded = reconstruct(world.vae, images[context - 1:context + horizon])     # last context frame + truth
+        if i in shown:
+            kept.append(Rollout(clip.scene.prompt, images[context - 1], truth, generated))
         for h in horizons:
             gen_psnr[h].append(psnr(generated[h - 1], truth[h - 1]))
             copy_psnr[h].append(psnr(images[context - 1], truth[h - 1]))
@@ -81,7 +87,7 @@ def horizon_eval(world, probe: InverseDynamicsProbe, clips: Sequence[HeldoutClip
     on_generated = agreement(probe.predict(np.concatenate(gen_pairs[0]), np.concatenate(gen_pairs[1])), labels)
     on_real = agreement(probe.predict(np.concatenate(real_pairs[0]), np.concatenate(real_pairs[1])), labels)
     mean = lambda d: {str(h): round(float(np.mean(v)), 2) for h, v in d.items()}     # noqa: E731
-    return {
+    return kept, {
         "psnr_by_horizon": mean(gen_psnr),
         "copy_last_psnr_by_horizon": mean(copy_psnr),
         "copy_last_through_codec_psnr_by_horizon": mean(codec_copy_psnr),
@@ -137,14 +143,15 @@ def eval_world_model(checkpoint: str | Path, probe: str | Path = DEFAULT_PROBE_D
     timings = {}
     t = time.perf_counter()
     clips = heldout_clips(clip_frames(world, horizons, context, starts_per_scene), scenes=scenes)
-    result.update(horizon_eval(world, probe_model, clips, horizons, context, starts_per_scene, seed, progress))
+    rollouts, figures = horizon_eval(world, probe_model, clips, horizons, context, starts_per_scene, seed, progress,
+                                     sheet_rows=SHEET_ROWS if sheet else 0)
+    result.update(figures)
     timings["horizons"] = time.perf_counter() - t
     t = time.perf_counter()
     result["action_accuracy_played"] = played_accuracy(world, probe_model, clips, context, max(horizons), seed)
     timings["played"] = time.perf_counter() - t
     if sheet:
-        result["sheet"] = str(rollout_sheet(world, clips[::max(1, len(clips) // SHEET_ROWS)][:SHEET_ROWS], sheet,
-                                            context, horizons, seed))
+        result["sheet"] = str(rollout_sheet(rollouts, sheet, horizons))
     if drift_frames > 0:
         t = time.perf_counter()
         bar = tqdm(total=drift_frames, desc="eval: drift", disable=not progress)
