@@ -1,4 +1,5 @@
 """Bindings, action scripts and session sidecars: the client's file formats and their error messages."""
+import json
 import os
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
@@ -13,7 +14,7 @@ from matrix_sim.client.bindings import CONTROLS_PATH, PadInput, load_controls
 from matrix_sim.client.menu import mode_of, switch_mode
 from matrix_sim.client.script import headless_ops, load_script
 from matrix_sim.client.session import SessionLog, load_replay, write_json_atomic
-from matrix_sim.config import ConfigError, load_yaml
+from matrix_sim.config import CHECKPOINT_DIR, ConfigError, load_yaml
 
 
 def _write_controls(tmp_path, edit):
@@ -87,6 +88,16 @@ def test_sidecar_keeps_what_replays_the_recorded_frames(tmp_path):
     (tmp_path / "bad.json").write_text('{"format": "other"}')
     with pytest.raises(ValueError, match="not a matrix-sim session sidecar"):
         load_replay(tmp_path / "bad.json")
+
+
+def test_sidecar_checkpoint_replays_from_any_clone(tmp_path):
+    log = SessionLog("model", 0, 16, str(CHECKPOINT_DIR / "tiny-cpu"))
+    log.add(("reset", "drive desert at sunset"))
+    write_json_atomic(tmp_path / "s.json", log.sidecar(0, 0, "v.mp4"))
+    assert json.loads((tmp_path / "s.json").read_text())["checkpoint"] == "checkpoints/tiny-cpu"
+    assert load_replay(tmp_path / "s.json").checkpoint == str(CHECKPOINT_DIR / "tiny-cpu")
+    outside = str(tmp_path / "elsewhere")
+    assert SessionLog("model", 0, 16, outside).checkpoint == outside       # outside the repository: kept whole
 
 
 def test_mode_switch_keeps_the_scene():

@@ -14,8 +14,25 @@ from pathlib import Path
 from typing import Optional
 
 from matrix_sim.actions import Action
+from matrix_sim.config import REPO_ROOT
 
 FORMAT = "matrix-sim-session/1"
+
+
+def portable_checkpoint(checkpoint: Optional[str]) -> Optional[str]:
+    """The checkpoint as a sidecar keeps it: relative to the repository when inside it, so a recording made
+    in one clone (docs/world_model_demo.json) replays in another."""
+    if checkpoint is None:
+        return None
+    path = Path(checkpoint).resolve()
+    return path.relative_to(REPO_ROOT).as_posix() if path.is_relative_to(REPO_ROOT) else str(path)
+
+
+def replay_checkpoint(saved: Optional[str]) -> Optional[str]:
+    """A sidecar's checkpoint as a path to open: relative ones are the repository's."""
+    if saved is None or Path(saved).is_absolute():
+        return saved
+    return str(REPO_ROOT / saved)
 
 
 def op_to_json(op: tuple) -> dict:
@@ -35,7 +52,8 @@ class SessionLog:
     """Ops in the order the world thread ran them, each with the session frame number it produced."""
 
     def __init__(self, world: str, seed: int, frame_rate: int, checkpoint: Optional[str] = None):
-        self.world, self.seed, self.frame_rate, self.checkpoint = world, seed, frame_rate, checkpoint
+        self.world, self.seed, self.frame_rate = world, seed, frame_rate
+        self.checkpoint = portable_checkpoint(checkpoint)
         self._ops: list[tuple[tuple, Optional[int]]] = []
         self._frames = 0
         self._lock = threading.Lock()
@@ -101,4 +119,5 @@ def load_replay(path: str | Path) -> Replay:
     ops = [op_from_json(e, f"{path}: ops[{i}]") for i, e in enumerate(data["ops"])]
     if not ops or ops[0][0] != "reset":
         raise ValueError(f"{path}: ops must start with a reset")
-    return Replay(data["world"], data["checkpoint"], int(data["seed"]), int(data["skip"]), int(data["frames"]), ops)
+    return Replay(data["world"], replay_checkpoint(data["checkpoint"]), int(data["seed"]), int(data["skip"]),
+                  int(data["frames"]), ops)
