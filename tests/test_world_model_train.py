@@ -1,5 +1,6 @@
 """World-model training: stream-shaped levels, shard reading, overfitting, resume, and DDP on two CPU processes."""
 import json
+import re
 import subprocess
 import sys
 
@@ -17,7 +18,7 @@ from matrix_sim.train.levels import Layout, LevelMix, sample_layout, training_le
 from matrix_sim.train.optim import OptimSettings, warmup_stable_cooldown
 from matrix_sim.train.run_state import STATE_FILE
 from matrix_sim.train.latents import ClipBatch
-from matrix_sim.train.world_model import cut_scenes, scene_cut_rows, train
+from matrix_sim.train.world_model import LOG_FILE, cut_scenes, scene_cut_rows, train
 
 from wm_helpers import (TINY_MODEL, TINY_STREAM, one_thread, save_tiny_vae, write_config,  # noqa: F401 (autouse)
                         write_latent_shards)
@@ -110,6 +111,14 @@ def test_a_tiny_model_overfits_one_clip(tmp_path, vae):
     summary = train(path, progress=False)
     assert summary.step == 300
     assert summary.last_loss < summary.first_loss / 5, summary
+
+
+def test_steps_given_on_the_command_line_move_the_cooldown(tmp_path, data, vae):
+    path = write_config(tmp_path, data, tmp_path / "run", vae, steps=2, cooldown_steps=2)
+    train(path, progress=False)
+    train(path, steps=4, progress=False)          # without the move, steps 2-3 would train at a rate of zero
+    logged = re.findall(r"step (\d+) loss \S+ lr (\S+)", (tmp_path / "run" / LOG_FILE).read_text())
+    assert [(int(step), float(lr)) for step, lr in logged] == [(2, 5e-4), (4, 5e-4)]
 
 
 def test_resume_and_playable_bundle(tmp_path, data, vae):

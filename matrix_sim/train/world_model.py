@@ -11,7 +11,7 @@ import logging
 import math
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -132,11 +132,12 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
                  total_steps, run_dir)
     ddp = wrap_model(model, d)
     per_process = cfg.train.batch_size // d.world_size
+    schedule = replace(cfg.train, steps=total_steps)      # `train --steps N` moves the cooldown to N too
     bar = tqdm(total=total_steps, initial=step, desc="train world model", unit="step", disable=not progress)
     losses, intervals, interval_start = [], [], time.perf_counter()
     while step < total_steps:
         for group in opt.param_groups:
-            group["lr"] = warmup_stable_cooldown(step, cfg.train)
+            group["lr"] = warmup_stable_cooldown(step, schedule)
         layout = sample_layout(np.random.default_rng([cfg.train.seed, step]), cfg.stream, cfg.levels)
         rng = np.random.default_rng([cfg.train.seed, step, d.rank])     # a resumed run draws what it would have
         clips = shards.sample(rng, per_process)
