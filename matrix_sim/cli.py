@@ -39,7 +39,8 @@ def _cmd_bench(args) -> None:
     elif args.what == "levers":
         from matrix_sim.eval.bench_levers import bench_levers
 
-        result = bench_levers(args.config, args.checkpoint, calls=args.calls, progress=not args.quiet)
+        result = bench_levers(args.config, args.checkpoint, calls=args.calls, progress=not args.quiet,
+                              compile_dit=args.compile)
     else:
         from matrix_sim.eval.bench_play import bench_play
 
@@ -82,7 +83,8 @@ def _cmd_eval(args) -> None:
         raise ValueError("no world-model checkpoint in checkpoints/ (train one, or pass --checkpoint DIR)")
     result = eval_world_model(checkpoint, probe=args.probe, drift_frames=args.drift_frames,
                               drift_prompt=args.drift_prompt, starts_per_scene=args.starts_per_scene,
-                              seed=args.seed, device=args.device, progress=not args.quiet, sheet=args.sheet)
+                              seed=args.seed, device=args.device, progress=not args.quiet, sheet=args.sheet,
+                              action_guidance=args.action_guidance)
     _print_json(result, args.json)
 
 
@@ -138,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="benchmarks that print one JSON object")
     bench.add_argument("what", choices=["world", "play", "levers"], help="world: source-world recording speed; "
                        "play: the whole game loop on the world model (fps, latency, stages, utilisation, baseline); "
-                       "levers: the DiT's stream levers alone (context cache, block size, threads)")
+                       "levers: the DiT's stream levers alone (context cache, block size, threads, int8)")
     bench.add_argument("--json", action="store_true", help="one line of JSON")
     bench.add_argument("--runs", type=positive_int, default=6, help="world: runs")
     bench.add_argument("--frames", type=positive_int, default=300, help="world: frames per run")
@@ -149,8 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--checkpoint", default=None, help="play, levers: a trained world-model folder (default: "
                        "random weights of the config's shape)")
     bench.add_argument("--calls", type=positive_int, default=30, help="levers: timed sampler calls per variant")
+    bench.add_argument("--compile", action="store_true", help="levers: also time the DiT under torch.compile "
+                       "(compiles first: tens of seconds, needs a C++ compiler)")
     bench.add_argument("--video", default=None, help="play: keep the main run's mp4 here")
-    bench.add_argument("--threads", type=positive_int, default=None, help="play: torch threads")
+    bench.add_argument("--threads", type=positive_int, default=None, help="play: torch threads (default: as the game "
+                       "picks, every core but one on a CPU; one side run uses torch's own count)")
     bench.add_argument("--upscaler", default="auto", help="play: display upscaler (auto: as the game picks)")
     bench.set_defaults(func=_cmd_bench)
 
@@ -190,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     ew.add_argument("--seed", type=int, default=0)
     ew.add_argument("--sheet", default=None, help="also write true | generated frames at each horizon (PNG) here")
     ew.add_argument("--device", default=None)
+    ew.add_argument("--action-guidance", type=float, default=None, help="stream with this action guidance scale "
+                    "(1 is off; two forwards a call) instead of the checkpoint's")
     ew.set_defaults(func=_cmd_eval)
 
     tp = sub.add_parser("train-probe", help="train the inverse-dynamics probe on recorded frame pairs")

@@ -1,12 +1,18 @@
 """Which device and number format to run the networks in, and why.
 
 CUDA first, then Apple's MPS, then the CPU (DESIGN.md: users who ran on the CPU by accident never knew).
-bfloat16 pays only where the hardware has it: on a CPU without AVX-512 BF16 or AMX it is emulated and
-measured 5-30x slower than float32 for convolutions here (AMD EPYC, AVX2 only), so it is not used there.
+On a CPU, bfloat16 pays only where it measures faster: without AVX-512 BF16 or AMX it is emulated (5-30x
+slower than float32 for convolutions on an AVX2 AMD EPYC), and even with AVX-512 BF16 it can lose: on a
+2-core Xeon with AVX-512 BF16 but no AMX, float32 matmuls ran at ~330 GFLOP/s and bfloat16 at ~190, and the
+world model's stream call took 24 ms in float32 against 56 in bfloat16. So where the CPU has native bf16,
+the choice is a ~20 ms race of a model-shaped matmul in both formats, run once per process.
+MATRIX_SIM_DTYPE=float32|bfloat16 overrides the choice (for measuring one against the other).
 """
 from __future__ import annotations
 
 import logging
+import os
+import time
 from functools import lru_cache
 from pathlib import Path
 
@@ -14,6 +20,12 @@ import torch
 
 log = logging.getLogger(__name__)
 _NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+DTYPE_ENV = "MATRIX_SIM_DTYPE"
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+RACE_SHAPE = (1152, 128, 512)     # tokens x width x MLP hidden: one of the world model's matmuls
+RACE_REPEATS = 20
+RACE_MARGIN = 1.1                 # bfloat16 must be this much faster to be worth its lost precision
+GAME_RESERVED_CORES = 1           # the game's display, HUD and mp4 encoder run beside the world model
 
 
 @lru_cache(maxsize=1)
@@ -23,6 +35,38 @@ def cpu_has_native_bf16() -> bool:
     except OSError:
         return False
     return any(flag in flags for flag in _NATIVE_BF16_FLAGS)
+
+
+def _matmul_seconds(dtype: torch.dtype) -> float:
+    rows, inner, cols = RACE_SHAPE
+    a, b = torch.randn(rows, inner).to(dtype), torch.randn(inner, cols).to(dtype)
+    best = float("inf")
+    with torch.inference_mode():
+        a @ b                                           # first call: allocation, kernel choice
+        for _ in range(RACE_REPEATS):
+            start = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - start)
+    return best
+
+
+@lru_cache(maxsize=1)
+def cpu_bf16_is_faster() -> bool:
+    """Whether bfloat16 beats float32 on this CPU by RACE_MARGIN (measured, once per process)."""
+    if not cpu_has_native_bf16():
+        return False
+    fp32, bf16 = _matmul_seconds(torch.float32), _matmul_seconds(torch.bfloat16)
+    log.info("CPU matmul race: float32 %.3f ms, bfloat16 %.3f ms", 1e3 * fp32, 1e3 * bf16)
+    return bf16 * RACE_MARGIN < fp32
+
+
+def _dtype_override() -> torch.dtype | None:
+    name = os.environ.get(DTYPE_ENV)
+    if not name:
+        return None
+    if name not in _DTYPES:
+        raise ValueError(f"{DTYPE_ENV}={name!r}: expected one of {', '.join(_DTYPES)}")
+    return _DTYPES[name]
 
 
 def pick_device(requested: str | None = None) -> torch.device:
@@ -37,10 +81,13 @@ def pick_device(requested: str | None = None) -> torch.device:
 
 
 def compute_dtype(device: torch.device) -> torch.dtype:
-    """bfloat16 on CUDA and on CPUs with native bf16; float32 everywhere else."""
+    """bfloat16 on CUDA and on CPUs where it measures faster; float32 everywhere else (or as MATRIX_SIM_DTYPE says)."""
+    override = _dtype_override()
+    if override is not None:
+        return override
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.bfloat16
-    if device.type == "cpu" and cpu_has_native_bf16():
+    if device.type == "cpu" and cpu_bf16_is_faster():
         return torch.bfloat16
     return torch.float32
 
@@ -49,6 +96,26 @@ def autocast(device: torch.device):
     """An autocast context in the compute dtype (a no-op where that is float32)."""
     dtype = compute_dtype(device)
     return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
+
+
+def cpu_cores() -> int:
+    """Cores this process may run on (its affinity, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:                               # not on Linux
+        return os.cpu_count() or 1
+
+
+def game_threads(device: torch.device, requested: int | None = None) -> int | None:
+    """Torch threads for the world model while the game draws and records on the same CPU: every core but
+    GAME_RESERVED_CORES, so the display and the encoder never stall the model's OpenMP team mid-layer (on
+    2 cores, `bench play` measured the DiT call at 72 ms in the loop on 2 threads against 63 on one, and
+    more frames a second). `requested` wins; None (torch's own choice) off the CPU."""
+    if requested:
+        return requested
+    if device.type != "cpu":
+        return None
+    return max(1, cpu_cores() - GAME_RESERVED_CORES)
 
 
 def describe(device: torch.device) -> str:

@@ -50,6 +50,24 @@ def test_bench_play_from_a_checkpoint(tmp_path, monkeypatch):
     assert result["weights"] == "trained" and result["checkpoint"] == str(bundle)
     assert result["latent_shape"] == list(FRAME_LATENT) and result["fps"] > 0
     assert result["runs"]["swin"]["video"] is None
+    # torch's own count is the one_thread fixture's 1, as asked: no thread side run
+    assert "other_threads" not in result["runs"] and result["threads"] == {"used": 1, "torch_default": 1}
+
+
+def test_bench_play_measures_the_thread_lever(tmp_path, monkeypatch):
+    import matrix_sim.eval.bench_play as bp
+
+    bundle = make_bundle(tmp_path / "bundle", stream=STREAM)
+    monkeypatch.setattr(bp, "SIDE_RUN_FRACTION", 0.0)
+    torch.set_num_threads(2)                               # torch's own count here; the game's pick is 1
+    result = bench_play(seconds=1.0, checkpoint=bundle, progress=False, threads=1)
+    assert torch.get_num_threads() == 2                    # given back
+    runs = result["runs"]
+    assert runs["swin"]["torch_threads"] == runs["baseline"]["torch_threads"] == 1    # seen in the world thread
+    assert runs["other_threads"]["torch_threads"] == 2 and runs["other_threads"]["fps"] > 0
+    lever = result["threads"]
+    assert lever["used"] == result["torch_threads"] == 1 and lever["torch_default"] == 2
+    assert lever["used_run"]["fps"] == result["fps"] and lever["torch_default_run"]["latency_ms"] > 0
 
 
 def test_action_script_changes_every_half_to_one_second():
@@ -82,17 +100,46 @@ def test_attention_flops_are_counted():
     assert flops == 2 * 2 * 16 * 16 * (8 + 8)
 
 
-def test_bench_levers_times_each_variant(tmp_path):
+def test_bench_levers_times_each_variant(tmp_path, monkeypatch):
     from matrix_sim.eval.bench_levers import bench_levers
 
+    monkeypatch.setenv("MATRIX_SIM_DTYPE", "float32")             # the int8 lever runs in float32 only
     config = write_config(tmp_path, tmp_path / "no-data", tmp_path / "run", save_tiny_vae(tmp_path / "vae"),
                           stream=STREAM)
     result = bench_levers(config, calls=3, progress=False)
     json.dumps(result)
     variants = result["variants"]
-    assert set(variants) == {"configured", "context_not_cached", "block_frames_1", "block_frames_4"}  # 1 thread
+    assert set(variants) == {"configured", "context_not_cached", "block_frames_1", "block_frames_4",  # 1 thread
+                             "action_guidance_3", "int8_dynamic"}
     for v in variants.values():
         assert v["call_ms"] > 0
         assert v["ms_per_frame"] * v["block_frames"] == pytest.approx(v["call_ms"], rel=0.01)
         assert v["window_latency_ms"] == pytest.approx(v["call_ms"] * STREAM["levels"], rel=0.01)
     assert variants["context_not_cached"]["cache_context"] is False and variants["configured"]["cache_context"]
+    assert variants["int8_dynamic"]["dit"] == "int8_dynamic" and "output_rel_change" not in variants["configured"]
+    assert 0 < variants["int8_dynamic"]["output_rel_change"] < 0.5          # a different model, not another one
+    assert "output_rel_change" in variants["action_guidance_3"]
+    assert variants["action_guidance_3"]["call_ms"] > variants["configured"]["call_ms"]     # two rows a call
+
+
+def test_bench_levers_leaves_int8_out_under_bfloat16(tmp_path, monkeypatch):
+    from matrix_sim.eval.bench_levers import bench_levers
+
+    monkeypatch.setenv("MATRIX_SIM_DTYPE", "bfloat16")
+    config = write_config(tmp_path, tmp_path / "no-data", tmp_path / "run", save_tiny_vae(tmp_path / "vae"),
+                          stream=STREAM)
+    result = bench_levers(config, calls=2, progress=False)
+    assert "int8_dynamic" not in result["variants"] and "bfloat16" in result["device"]
+
+
+@pytest.mark.slow
+def test_bench_levers_compiles_the_dit_when_asked(tmp_path):
+    from matrix_sim.eval.bench_levers import bench_levers
+
+    config = write_config(tmp_path, tmp_path / "no-data", tmp_path / "run", save_tiny_vae(tmp_path / "vae"),
+                          stream=STREAM)
+    variants = bench_levers(config, calls=3, progress=False, compile_dit=True)["variants"]
+    compiled = variants["compiled"]
+    assert compiled["dit"] == "compiled" and compiled["call_ms"] > 0
+    assert compiled["warmup_s"] > variants["configured"]["warmup_s"]        # the compiling happens in the warm-up
+    assert compiled["output_rel_change"] < 1e-3                             # same model, fused kernels

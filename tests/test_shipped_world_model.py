@@ -7,10 +7,12 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import torch
 
 from matrix_sim.actions import Action
 from matrix_sim.client.worlds import find_checkpoint
 from matrix_sim.config import CHECKPOINT_DIR
+from matrix_sim.device import game_threads
 from matrix_sim.eval.heldout import heldout_clips
 from matrix_sim.eval.metrics import psnr
 from matrix_sim.eval.rollout import continue_frames
@@ -75,6 +77,7 @@ def test_the_game_plays_it_headless(tmp_path):
                           "--prompt", "walk city at night", "--record", "out.mp4"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
+    assert f"world model on {game_threads(torch.device('cpu'))} torch thread(s)" in run.stderr    # one core left
     with av.open(str(tmp_path / "out.mp4")) as container:
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     assert len(frames) == 8 and frames[0].shape == (720, 1280, 3)

@@ -93,3 +93,20 @@ def test_loads_from_a_part_folder_and_names_missing_files(checkpoint, tmp_path):
     assert WorldModel.from_pretrained(checkpoint / "dit", device="cpu").frame_rate == 16
     with pytest.raises(CheckpointError, match="world_model.json"):
         WorldModel.from_pretrained(tmp_path, device="cpu")
+
+
+def test_the_client_runs_the_model_on_its_thread_count_and_gives_it_back(checkpoint, monkeypatch):
+    """open_world sets torch's threads for the model's thread (the game's pick, or --threads) and close
+    restores them; the engine world leaves them alone."""
+    import matrix_sim.device as device
+    from matrix_sim.client.worlds import open_world
+
+    torch.set_num_threads(2)
+    handle = open_world("model", checkpoint, lambda f, text: None, threads=1)       # --threads 1
+    assert torch.get_num_threads() == 1
+    handle.close()
+    assert torch.get_num_threads() == 2
+    monkeypatch.setattr(device, "cpu_cores", lambda: 3)                              # the game's pick: all but one
+    handle = open_world("model", checkpoint, lambda f, text: None)
+    assert torch.get_num_threads() == 2 and handle.threads_before == 2
+    handle.close()

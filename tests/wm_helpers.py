@@ -66,7 +66,7 @@ def training_texts() -> list[str]:
 
 
 def write_config(tmp_path: Path, data: Path, run_dir: Path, autoencoder: Path, steps: int = 4, model=None,
-                 stream=None, levels=None, init_from: str = "", **train) -> Path:
+                 stream=None, levels=None, init_from: str = "", guidance=None, **train) -> Path:
     """A tiny config; the run folder gets a prompt cache first, so training never loads the real encoder."""
     run_dir.mkdir(parents=True, exist_ok=True)
     if not (run_dir / "prompts-train.safetensors").exists():
@@ -80,6 +80,8 @@ def write_config(tmp_path: Path, data: Path, run_dir: Path, autoencoder: Path, s
         "train": {"batch_size": 4, "steps": steps, "lr": 1e-3, "warmup_steps": 1, "log_every": 2, "save_every": 2,
                   **train},
     }
+    if guidance is not None:
+        config["guidance"] = guidance
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -91,10 +93,23 @@ def save_tiny_vae(directory: Path, scale: float = 2.0, shift: float = 0.5) -> Pa
     return directory
 
 
-def make_bundle(directory: Path, stream: dict = TINY_STREAM, model: dict = TINY_MODEL) -> Path:
-    """A playable world-model folder with random weights at the real frame size (256x144)."""
+def lively_dit(model: dict = TINY_MODEL, std: float = 0.2, seed: int = 1) -> WorldDiT:
+    """A random DiT whose zero-initialised layers are random too, so its output depends on its inputs
+    (actions included); a fresh WorldDiT predicts v = 0 whatever it is given."""
+    torch.manual_seed(seed)
+    dit = WorldDiT(**model)
+    with torch.no_grad():
+        for param in dit.parameters():
+            if not param.any():
+                param.normal_(0.0, std)
+    return dit
+
+
+def make_bundle(directory: Path, stream: dict = TINY_STREAM, model: dict = TINY_MODEL, lively: bool = False) -> Path:
+    """A playable world-model folder with random weights at the real frame size (256x144); `lively`: a DiT
+    whose output depends on its inputs (see lively_dit)."""
     torch.manual_seed(0)
-    WorldDiT(**model).save_pretrained(directory / bundle.DIT_DIR)
+    (lively_dit(model) if lively else WorldDiT(**model)).save_pretrained(directory / bundle.DIT_DIR)
     save_tiny_vae(directory / bundle.VAE_DIR)
     hash_bank(scene_catalog().prompts).save(directory / bundle.PROMPTS_FILE)
     bundle.write_info(directory, bundle.BundleInfo(StreamConfig(**stream), FRAME_LATENT, 16))

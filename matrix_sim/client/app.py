@@ -41,6 +41,8 @@ def build_parser() -> OneLineParser:
     p.add_argument("--headless", action="store_true", help="no window: render --frames frames to --record")
     p.add_argument("--frames", type=positive_int, default=None, help="headless: frames to render")
     p.add_argument("--actions", type=Path, default=None, help="headless: YAML/JSON action script")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="torch threads for the world model (default: every core but one on a CPU, for the display)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     return p
 

@@ -30,3 +30,4 @@ class Options:
     recordings_dir: Path = Path("recordings")
     screenshots_dir: Path = Path("screenshots")
     progress: bool = True                  # tqdm bars
+    threads: Optional[int] = None          # torch threads for the world model (None: device.game_threads)

@@ -194,6 +194,7 @@ class WorldWorker(threading.Thread):
 def start_world(options, source, paced: bool) -> WorldWorker:
     """Decide which world to play (errors now, before any loading) and start its thread."""
     kind, checkpoint = choose_kind(options.world, options.checkpoint)
-    worker = WorldWorker(lambda progress: open_world(kind, checkpoint, progress), source, options.seed, paced)
+    worker = WorldWorker(lambda progress: open_world(kind, checkpoint, progress, options.threads), source,
+                         options.seed, paced)
     worker.start()
     return worker

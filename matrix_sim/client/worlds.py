@@ -32,11 +32,16 @@ class WorldHandle:
     device: str               # shown on the HUD, e.g. "source world (CPU)"
     frame_rate: int
     checkpoint: Optional[str] = None
+    threads_before: Optional[int] = None   # torch's thread count before the model's was set: restored on close
 
     def close(self) -> None:
         close = getattr(self.world, "close", None)
         if close is not None:
             close()
+        if self.threads_before is not None:
+            import torch
+
+            torch.set_num_threads(self.threads_before)
 
 
 def find_checkpoint(root: Path = CHECKPOINT_DIR) -> Optional[Path]:
@@ -63,8 +68,9 @@ def choose_kind(kind: str, checkpoint: Optional[str]) -> tuple[str, Optional[Pat
     return "model", path
 
 
-def open_world(kind: str, checkpoint: Optional[Path], progress: Progress) -> WorldHandle:
-    """Build the world (slow for a model: runs in the client's world thread behind the loading screen)."""
+def open_world(kind: str, checkpoint: Optional[Path], progress: Progress, threads: Optional[int] = None) -> WorldHandle:
+    """Build the world (slow for a model: runs in the client's world thread behind the loading screen); a model
+    runs on device.game_threads torch threads (`threads` if given), set from this thread, which steps it."""
     if kind == "engine":
         from matrix_sim.world.engine import SourceWorld
 
@@ -72,11 +78,19 @@ def open_world(kind: str, checkpoint: Optional[Path], progress: Progress) -> Wor
         world = SourceWorld()
         return WorldHandle(world, "engine", "source world (CPU)", int(world.s.frame_rate))
     try:
+        import torch
+
+        from matrix_sim.device import cpu_cores, game_threads
         from matrix_sim.stream import WorldModel
     except ImportError as exc:
         raise WorldUnavailable(f"the world model (matrix_sim.stream) is not available in this build: {exc}") from None
     progress(0.0, f"loading the world model from {checkpoint}")
     world = WorldModel.from_pretrained(checkpoint, progress=progress, start_from_source=True)
     device = getattr(world, "device", "cpu")
+    before, use_threads = torch.get_num_threads(), game_threads(world.torch_device, threads)
+    if use_threads:
+        torch.set_num_threads(use_threads)
+        log.info("world model on %d torch thread(s) of %d core(s)", use_threads, cpu_cores())
     return WorldHandle(world, "model", f"world model ({device})",
-                       int(getattr(world, "frame_rate", DEFAULT_FRAME_RATE)), str(checkpoint))
+                       int(getattr(world, "frame_rate", DEFAULT_FRAME_RATE)), str(checkpoint),
+                       before if use_threads else None)

@@ -5,13 +5,20 @@ Each variant runs the Swin-DPM sampler (steady state: full context, full window)
 emitted frame, and the window latency (L calls: from an action entering the window to its frame leaving
 it, before decode and display). Variants: as configured; context keys/values recomputed every call instead
 of cached; RAIN's block size B halved and doubled (frames per level: bigger calls, fewer per frame, longer
-latency); torch on one thread instead of all. `bench play` measures the whole loop; this isolates the model.
+latency); torch on one thread instead of all; action guidance at w = 3 (two forwards a call: the cost a
+distilled model saves, train/guidance.py); on a CPU running float32, the DiT's linear layers in int8
+(dynamic quantisation; torch's int8 kernels take float32 inputs, so not under bfloat16 autocast); with
+`compile`, the DiT's blocks under torch.compile (its warm-up includes the compiling). Variants that change
+the model say how far their stream's output moved from the configured one's (same seed, same calls).
+`bench play` measures the whole loop; this isolates the model.
 """
 from __future__ import annotations
 
+import copy
 import statistics
 import time
-from dataclasses import asdict, replace
+import warnings
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Optional
 
@@ -19,60 +26,109 @@ import torch
 from tqdm import tqdm
 
 from matrix_sim.actions import Action
-from matrix_sim.device import pick_device
+from matrix_sim.device import compute_dtype, describe, pick_device
 from matrix_sim.client.options import DEFAULT_PROMPT
 from matrix_sim.eval.bench_play import DEFAULT_CONFIG
 from matrix_sim.eval.timed_world import load_parts
+from matrix_sim.models.dit import WorldDiT
 from matrix_sim.stream.sampler import SwinSampler
 from matrix_sim.stream.schedule import StreamConfig
 
 DEFAULT_CALLS = 30
+GUIDANCE_LEVER = 3.0             # the action guidance scale timed (two forwards a call)
 
 
-def time_calls(sampler: SwinSampler, prompt: torch.Tensor, calls: int) -> float:
-    """Median seconds of a steady-state sampler call (after the window and the context have filled)."""
+@dataclass
+class Variant:
+    stream: StreamConfig
+    threads: int
+    dit: str = "float"               # "float" (as trained), "int8_dynamic" or "compiled"
+
+
+@dataclass
+class Timing:
+    call_s: float                    # median steady-state call
+    warmup_s: float                  # the calls that fill the window (and compile, for a compiled DiT)
+    latents: torch.Tensor            # the last call's emitted block: what the model variants are compared on
+
+
+def time_calls(sampler: SwinSampler, prompt: torch.Tensor, calls: int) -> Timing:
+    """Steady-state sampler calls, timed after the window and the context have filled."""
     action = torch.as_tensor(Action(forward=1.0).to_array())
+    start = time.perf_counter()
     for _ in range(sampler.config.filling_calls):
         sampler.step(action, prompt)
-    times = []
+    warmup = time.perf_counter() - start
+    times, emitted = [], None
     for _ in range(calls):
         start = time.perf_counter()
-        sampler.step(action, prompt)
+        emitted = sampler.step(action, prompt)
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return Timing(statistics.median(times), warmup, emitted.latents)
 
 
-def variants(stream: StreamConfig, threads: int) -> dict[str, tuple[StreamConfig, int]]:
-    """name -> (stream config, torch threads)."""
+def variants(stream: StreamConfig, threads: int, compile_dit: bool = False, int8: bool = True) -> dict[str, Variant]:
     flipped = "context_not_cached" if stream.cache_context else "context_cached"
-    out = {"configured": (stream, threads), flipped: (replace(stream, cache_context=not stream.cache_context), threads)}
+    out = {"configured": Variant(stream, threads), flipped: Variant(replace(stream, cache_context=not stream.cache_context), threads)}
     for blocks in sorted({max(1, stream.block_frames // 2), stream.block_frames * 2} - {stream.block_frames}):
-        out[f"block_frames_{blocks}"] = (replace(stream, block_frames=blocks), threads)
+        out[f"block_frames_{blocks}"] = Variant(replace(stream, block_frames=blocks), threads)
     if threads > 1:
-        out["one_thread"] = (stream, 1)
+        out["one_thread"] = Variant(stream, 1)
+    if not stream.guided:
+        out[f"action_guidance_{GUIDANCE_LEVER:g}"] = Variant(replace(stream, action_guidance=GUIDANCE_LEVER), threads)
+    if int8:
+        out["int8_dynamic"] = Variant(stream, threads, "int8_dynamic")
+    if compile_dit:
+        out["compiled"] = Variant(stream, threads, "compiled")
     return out
 
 
+def variant_dit(dit: WorldDiT, kind: str) -> WorldDiT:
+    """A copy of the DiT as the variant runs it; the configured one is used as it is."""
+    if kind == "float":
+        return dit
+    other = copy.deepcopy(dit)
+    if kind == "int8_dynamic":
+        with warnings.catch_warnings():      # torch deprecates its quantized tensors for torchao; measured here only
+            warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*", category=UserWarning)
+            return torch.ao.quantization.quantize_dynamic(other, {torch.nn.Linear}, dtype=torch.qint8)
+    for block in other.blocks:                       # the blocks: the cache bookkeeping outside stays eager
+        block.compile(dynamic=False)
+    return other
+
+
 def bench_levers(config: str | Path = DEFAULT_CONFIG, checkpoint: Optional[str | Path] = None,
-                 calls: int = DEFAULT_CALLS, device: Optional[str] = None, progress: bool = True) -> dict:
+                 calls: int = DEFAULT_CALLS, device: Optional[str] = None, progress: bool = True,
+                 compile_dit: bool = False) -> dict:
     torch_device = pick_device(device)
     parts = load_parts(config, checkpoint)
     dit = parts.dit.to(torch_device).eval()
     prompt = parts.prompts.embed(DEFAULT_PROMPT).to(torch_device)
     threads = torch.get_num_threads()
-    results = {}
+    int8 = torch_device.type == "cpu" and compute_dtype(torch_device) == torch.float32
+    results, reference = {}, None
     try:
-        for name, (stream, n) in tqdm(variants(parts.info.stream, threads).items(), desc="levers",
-                                      disable=not progress):
-            torch.set_num_threads(n)
-            sampler = SwinSampler(dit, stream, parts.info.latent_shape, torch_device)
-            call = time_calls(sampler, prompt, calls)
-            results[name] = {"call_ms": round(1000 * call, 2),
-                             "ms_per_frame": round(1000 * call / stream.block_frames, 2),
-                             "window_latency_ms": round(1000 * call * stream.levels, 1),
-                             "block_frames": stream.block_frames, "cache_context": stream.cache_context,
-                             "threads": n}
+        for name, v in tqdm(variants(parts.info.stream, threads, compile_dit, int8).items(), desc="levers",
+                            disable=not progress):
+            torch.set_num_threads(v.threads)
+            sampler = SwinSampler(variant_dit(dit, v.dit), v.stream, parts.info.latent_shape, torch_device)
+            with torch.inference_mode():
+                timing = time_calls(sampler, prompt, calls)
+            reference = timing.latents if name == "configured" else reference
+            results[name] = {"call_ms": round(1000 * timing.call_s, 2),
+                             "ms_per_frame": round(1000 * timing.call_s / v.stream.block_frames, 2),
+                             "window_latency_ms": round(1000 * timing.call_s * v.stream.levels, 1),
+                             "warmup_s": round(timing.warmup_s, 2),
+                             "block_frames": v.stream.block_frames, "cache_context": v.stream.cache_context,
+                             "threads": v.threads, "dit": v.dit, "action_guidance": v.stream.action_guidance}
+            if v.dit != "float" or v.stream.guided != parts.info.stream.guided:       # another model's output
+                results[name]["output_rel_change"] = round(relative_change(timing.latents, reference), 5)
     finally:
         torch.set_num_threads(threads)
     return {"variants": results, "calls": calls, "stream": asdict(parts.info.stream), **parts.source,
-            "device": str(torch_device)}
+            "device": describe(torch_device)}
+
+
+def relative_change(latents: torch.Tensor, reference: torch.Tensor) -> float:
+    """RMS of the difference over RMS of the reference: how far a model variant moved the stream's output."""
+    return float((latents - reference).pow(2).mean().sqrt() / reference.pow(2).mean().sqrt().clamp_min(1e-12))

@@ -8,10 +8,12 @@ action every 0.5-1 s, set at wall-clock times as a player's keys would be.
 
 Latency is measured the way the HUD shows it, from the moment the action changed to the moment the first
 frame conditioned on it (Frame.action, the sampler's bookkeeping of the action a frame was generated with)
-has been composited and read back. Three runs share the networks: Swin-DPM as the config sets
-`retarget_actions`, Swin-DPM with it flipped (the latency lever), and the frame-by-frame baseline
-(timed_world.FrameByFrameSampler). Model FLOPs are counted on one steady-state step of each, and the
-matmul peak they are held against is measured in the same process, in the compute dtype the device uses.
+has been composited and read back. The runs share the networks: Swin-DPM as the config sets
+`retarget_actions` on the torch threads the game uses (device.game_threads: every core but one on a CPU),
+Swin-DPM with retarget_actions flipped (the latency lever), Swin-DPM on torch's own thread count (all
+cores: the thread lever), and the frame-by-frame baseline (timed_world.FrameByFrameSampler). Model FLOPs
+are counted on one steady-state step of each, and the matmul peak they are held against is measured in
+the same process, in the compute dtype the device uses, on all cores.
 """
 from __future__ import annotations
 
@@ -43,7 +45,7 @@ from matrix_sim.client.recorder import Recorder
 from matrix_sim.client.worker import LiveSource, WorldWorker
 from matrix_sim.client.worlds import WorldHandle
 from matrix_sim.config import CONFIG_DIR
-from matrix_sim.device import compute_dtype, describe, pick_device
+from matrix_sim.device import compute_dtype, describe, game_threads, pick_device
 from matrix_sim.eval.flops import count_flops, matmul_peak
 from matrix_sim.eval.timed_world import Parts, TimedWorldModel, load_parts
 from matrix_sim.world.renderer import create_context
@@ -227,6 +229,7 @@ class PlayRun:
             "dit_step_ms": _median(steps, 1000),
             "forward_ms": _median(steps, 1000 / world.forwards_per_step),
             "frames_per_step": world.frames_per_step,
+            "torch_threads": clock.threads,
             "forwards_per_step": world.forwards_per_step,
             "flicker": round(statistics.fmean(self.flicker), 3) if self.flicker else None,
             "queue_frames": _median(self.queued, 1.0, 1),
@@ -279,12 +282,13 @@ def bench_play(seconds: float = DEFAULT_SECONDS, config: str | Path = DEFAULT_CO
                checkpoint: Optional[str | Path] = None, progress: bool = True, *, video: Optional[str | Path] = None,
                device: Optional[str] = None, threads: Optional[int] = None, upscaler: str = AUTO,
                frame_size: Optional[tuple[int, int]] = None, seed: int = 0) -> dict:
-    """Play `seconds` of Swin-DPM as configured, then seconds / 2 with retarget_actions flipped and seconds / 2
-    of the frame-by-frame baseline; returns the figures as one JSON-ready dict.
+    """Play `seconds` of Swin-DPM as configured, then seconds / 2 each with retarget_actions flipped, on
+    torch's own thread count, and of the frame-by-frame baseline; returns the figures as one JSON-ready dict.
 
     checkpoint: a world-model bundle (else a random-weight model of `config`'s shape); video: keep the main
-    run's mp4 here (else a temporary file); threads: torch's intra-op threads (default: torch's own choice);
-    frame_size: (width, height) of generated frames when the config's latent data is absent (default 256x144).
+    run's mp4 here (else a temporary file); threads: torch's intra-op threads (default: as the game picks,
+    device.game_threads); frame_size: (width, height) of generated frames when the config's latent data is
+    absent (default 256x144).
     """
     if seconds <= 0:
         raise ValueError(f"--seconds must be positive, got {seconds}")
@@ -292,9 +296,7 @@ def bench_play(seconds: float = DEFAULT_SECONDS, config: str | Path = DEFAULT_CO
     dtype = compute_dtype(torch_device)
     peak = matmul_peak(torch_device, dtype)         # the whole machine's (all cores), whatever `threads` says
     old_threads = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    used_threads = torch.get_num_threads()
+    used_threads = game_threads(torch_device, threads) or old_threads
     try:
         parts = load_parts(config, checkpoint, seed=seed, frame_size=frame_size)
         flops = model_flops(parts, torch_device)
@@ -305,6 +307,8 @@ def bench_play(seconds: float = DEFAULT_SECONDS, config: str | Path = DEFAULT_CO
         with tempfile.TemporaryDirectory() as tmp:
             main_video = Path(video) if video else Path(tmp) / "swin.mp4"
             try:
+                # a world thread takes torch's thread count when it first runs an op: set it before each run
+                torch.set_num_threads(used_threads)
                 runs = {
                     "swin": play(parts.world(torch_device), screen, seconds, main_video, seed, progress=progress,
                                  label="Swin-DPM"),
@@ -314,6 +318,10 @@ def bench_play(seconds: float = DEFAULT_SECONDS, config: str | Path = DEFAULT_CO
                     "baseline": play(parts.world(torch_device, "frame_by_frame"), screen, side,
                                      Path(tmp) / "baseline.mp4", seed, progress=progress, label="frame-by-frame"),
                 }
+                if old_threads != used_threads:
+                    torch.set_num_threads(old_threads)
+                    runs["other_threads"] = play(parts.world(torch_device), screen, side, Path(tmp) / "threads.mp4",
+                                                 seed, progress=progress, label=f"Swin-DPM, {old_threads} threads")
             finally:
                 screen.release()
             video_frames = mp4_frames(main_video)
@@ -322,7 +330,19 @@ def bench_play(seconds: float = DEFAULT_SECONDS, config: str | Path = DEFAULT_CO
     finally:
         torch.set_num_threads(old_threads)
     return {**_result(parts, runs, flops, peak, dtype, video_frames), "seconds": seconds, "upscaler": used_upscaler,
-            **_machine(torch_device, used_threads, renderer)}
+            **_machine(torch_device, used_threads, renderer),
+            "threads": _threads_lever(runs, used_threads, old_threads, flops, peak)}
+
+
+def _threads_lever(runs: dict, used: int, other: int, flops: dict, peak: float) -> dict:
+    """The main run (the game's thread count) beside the run on torch's own count, when they differ."""
+    out = {"used": used, "torch_default": other}
+    if "other_threads" in runs:
+        gflop = (flops["swin"] + flops["decode"]) / 1e9
+        keys = ("fps", "latency_ms", "utilisation", "forward_ms")
+        out["used_run"] = {k: v for k, v in _summary(runs["swin"], gflop, peak).items() if k in keys}
+        out["torch_default_run"] = {k: v for k, v in _summary(runs["other_threads"], gflop, peak).items() if k in keys}
+    return out
 
 
 def _machine(device: torch.device, threads: int, renderer: str) -> dict:

@@ -45,6 +45,7 @@ class StageClock:
     def __init__(self, device: torch.device):
         self.device = device
         self.times: dict[str, list[float]] = defaultdict(list)
+        self.threads: Optional[int] = None     # torch's thread count as the world thread saw it
 
     @contextmanager
     def time(self, stage: str, frames: int = 1):
@@ -85,7 +86,8 @@ class FrameByFrameSampler(SwinSampler):
 
 
 class TimedSampler:
-    """Mixin: every step() is timed as stage "dit_step" (the forward(s) and Euler updates of one step)."""
+    """Mixin: every step() is timed as stage "dit_step" (the forward(s) and Euler updates of one step), and the
+    thread count it ran on is noted."""
 
     clock: StageClock
 
@@ -96,6 +98,7 @@ class TimedSampler:
         self.clock.sync()
         seconds = time.perf_counter() - start
         self.clock.times["dit_step"].append(seconds)
+        self.clock.threads = torch.get_num_threads()
         return emitted
 
 

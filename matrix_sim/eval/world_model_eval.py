@@ -124,20 +124,24 @@ def eval_world_model(checkpoint: str | Path, probe: str | Path = DEFAULT_PROBE_D
                      starts_per_scene: int = 2, drift_frames: int = 10_000,
                      drift_prompt: str = DEFAULT_DRIFT_PROMPT, drift_window_s: float = 60.0,
                      switches=DEFAULT_SWITCHES, switch_frames: int = 64, switch_persist: int = 4, seed: int = 0,
-                     device: Optional[str] = None, progress: bool = True, sheet: Optional[str | Path] = None) -> dict:
+                     device: Optional[str] = None, progress: bool = True, sheet: Optional[str | Path] = None,
+                     action_guidance: Optional[float] = None) -> dict:
     """Every figure of issue 4 for the world-model bundle at `checkpoint`, as one JSON-ready dict.
 
     scenes: held-out scenes for the horizon figures (default: all 36 of matrix_sim.eval.heldout);
     drift_frames: length of the drift run (0 skips it); switches: (old, new) preset prompts (empty skips);
-    sheet: also write true | generated frames at each horizon for a few of the clips (a PNG) here."""
+    sheet: also write true | generated frames at each horizon for a few of the clips (a PNG) here;
+    action_guidance: run the stream with this guidance scale instead of the checkpoint's (StreamConfig)."""
     from matrix_sim.stream import WorldModel
 
     started = time.perf_counter()
-    world = WorldModel.from_pretrained(checkpoint, device=device)
+    overrides = {"action_guidance": action_guidance} if action_guidance is not None else None
+    world = WorldModel.from_pretrained(checkpoint, device=device, stream_overrides=overrides)
     probe_model = load_probe(probe, world.torch_device)
     scenes = list(scenes) if scenes else heldout_scenes()
     result = {"checkpoint": str(checkpoint), "probe": str(probe), "device": world.device,
               "threads": torch.get_num_threads(), "frame_rate": world.frame_rate, "context_frames": context,
+              "action_guidance": world.sampler.config.action_guidance,
               "probe_predicts": "turn: left/straight/right (|turn| > %g); forward: back/none/forward (|forward| > %g)"
                                 % (probe_model.config.turn_threshold, probe_model.config.forward_threshold)}
     timings = {}

@@ -8,7 +8,7 @@ Memory is bounded: at most K context frames (or their cached keys/values) and L 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import torch
@@ -107,19 +107,29 @@ class SwinSampler:
         return window + self.context.nbytes() + (self.cache.nbytes() if self.cache is not None else 0)
 
     def _velocity(self, prompt: torch.Tensor) -> torch.Tensor:
-        """One forward over context + window; returns v for the window frames only."""
+        """One forward over context + window; returns v for the window frames only. With action guidance the
+        batch holds a second row whose window frames take the idle action (the context is the same in both
+        rows, so both rows' cached keys/values are too)."""
         ctx, frames = self.context, self.config.block_frames
         window = Frames(torch.cat([b.latents for b in self.window]),
                         torch.cat([self.schedule[b.level].expand(frames) for b in self.window]),
                         torch.cat([b.actions for b in self.window]),
                         prompt.expand(len(self.window) * frames, -1))
-        inputs = [torch.cat(pair)[None] for pair in zip(ctx.fields(), window.fields())]
+        windows = [window]
+        if self.config.guided:
+            windows.append(replace(window, actions=torch.zeros_like(window.actions)))     # IDLE
+        rows = [[torch.cat(pair) for pair in zip(ctx.fields(), w.fields())] for w in windows]
+        inputs = [torch.stack(field) for field in zip(*rows)]
         commit = len(ctx) if self.cache is not None else 0
         with autocast(self.device):
-            v = self.model(*inputs, cache=self.cache, commit_frames=commit)[0]
+            v = self.model(*inputs, cache=self.cache, commit_frames=commit).float()
         if self.cache is not None:
             self.context = self._no_frames()
-        return v[len(ctx):].float()
+        if self.config.guided:
+            v = v[1] + self.config.action_guidance * (v[0] - v[1])
+        else:
+            v = v[0]
+        return v[len(ctx):]
 
     def _add_context(self, latents: torch.Tensor, actions: torch.Tensor, prompt: torch.Tensor) -> None:
         """Clean frames become context, noised to the context level the model was trained to expect."""

@@ -19,6 +19,9 @@ class StreamConfig:
     `train.context_noise_max`, so this must lie inside that range).
     cache_context: keep context keys/values (computed once per frame) instead of re-running the context.
     retarget_actions: frames still in the window take the newest action (lower latency, issue 6).
+    action_guidance: w in v = v(idle) + w * (v(action) - v(idle)) on the window frames, classifier-free
+    guidance with the idle action (no input) as the reference: w > 1 exaggerates what the action changes;
+    1 is off (one forward; w != 1 runs the window twice, as a batch of two).
     """
 
     context_frames: int
@@ -28,12 +31,19 @@ class StreamConfig:
     context_level: float = 0.0
     cache_context: bool = True
     retarget_actions: bool = False
+    action_guidance: float = 1.0
 
     def __post_init__(self) -> None:
         if self.context_frames < 0 or self.levels < 1 or self.block_frames < 1:
             raise ValueError(f"need context_frames >= 0, levels >= 1, block_frames >= 1, got {self}")
         if self.shift <= 0 or not 0.0 <= self.context_level < 1.0:
             raise ValueError(f"need shift > 0 and 0 <= context_level < 1, got {self}")
+        if self.action_guidance < 0:
+            raise ValueError(f"need action_guidance >= 0 (1 is off), got {self.action_guidance}")
+
+    @property
+    def guided(self) -> bool:
+        return self.action_guidance != 1.0
 
     @property
     def window_frames(self) -> int:

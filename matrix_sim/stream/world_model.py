@@ -9,6 +9,7 @@ frames take the newest action.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import deque
 from pathlib import Path
@@ -59,12 +60,16 @@ class WorldModel:
 
     @classmethod
     def from_pretrained(cls, checkpoint_dir: str | Path, progress: Optional[Progress] = None,
-                        device: Optional[str] = None, start_from_source: bool = False) -> "WorldModel":
+                        device: Optional[str] = None, start_from_source: bool = False,
+                        stream_overrides: Optional[dict] = None) -> "WorldModel":
         """Load a bundle (see matrix_sim.stream.bundle); progress(fraction, text) feeds a loading screen.
-        start_from_source: reset and set_prompt start the scene from source-world frames (the game's choice)."""
+        start_from_source: reset and set_prompt start the scene from source-world frames (the game's choice).
+        stream_overrides: inference settings of the stream to change (e.g. {"action_guidance": 3.0})."""
         progress = progress or _no_progress
         root = bundle.bundle_root(checkpoint_dir)
         info = bundle.read_info(root)
+        if stream_overrides:
+            info = dataclasses.replace(info, stream=dataclasses.replace(info.stream, **stream_overrides))
         progress(0.1, "loading the world model (DiT)")
         dit = load_model(WorldDiT, root / bundle.DIT_DIR, what="world model")
         progress(0.5, "loading the frame decoder")

@@ -2,17 +2,20 @@
 
 Keys: data (latent shards), run_dir, autoencoder, init_from (optional); sections model (WorldDiT's arguments), stream
 (StreamConfig: the Swin-DPM window the model will run in), levels (LevelMix: how training noise levels
-are drawn), train (OptimSettings: optimiser, EMA, logging and checkpoint intervals).
+are drawn), train (OptimSettings: optimiser, EMA, logging and checkpoint intervals), guidance (optional,
+GuidanceDistill: action guidance distilled from a frozen teacher).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 from matrix_sim.config import DEFAULT_VAE_DIR, ConfigError, from_dict, load_yaml
 from matrix_sim.models.checkpoint import CheckpointError, full_config
 from matrix_sim.models.dit import WorldDiT
 from matrix_sim.stream.schedule import StreamConfig
+from matrix_sim.train.guidance import GuidanceDistill
 from matrix_sim.train.levels import LevelMix
 from matrix_sim.train.optim import OptimSettings
 
@@ -27,6 +30,7 @@ class WorldModelConfig:
     train: OptimSettings
     autoencoder: str = str(DEFAULT_VAE_DIR)    # the codec the latents were made with; copied into the bundle
     init_from: str = ""                # a fresh run starts from this bundle's DiT (e.g. checkpoints/tiny-cpu)
+    guidance: Optional[GuidanceDistill] = None
 
     def model_config(self) -> dict:
         """WorldDiT's full constructor arguments (defaults filled in): what a checkpoint is compared against."""
@@ -39,6 +43,8 @@ def load_config(path: str | Path) -> WorldModelConfig:
         raise ConfigError(f"{path}: expected data, run_dir and the sections model, stream, levels, train")
     sections = {"stream": StreamConfig, "levels": LevelMix, "train": OptimSettings}
     built = {name: from_dict(cls, raw.get(name), f"{path}: {name}") for name, cls in sections.items()}
+    if raw.get("guidance") is not None:
+        built["guidance"] = from_dict(GuidanceDistill, raw["guidance"], f"{path}: guidance")
     config = from_dict(WorldModelConfig, {**raw, **built}, str(path))
     try:
         config.model_config()

@@ -13,6 +13,7 @@ import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -27,6 +28,7 @@ from matrix_sim.stream import bundle
 from matrix_sim.stream.schedule import StreamConfig
 from matrix_sim.train.distributed import Distributed, all_mean, init_distributed, log_finish, shutdown, wrap_model
 from matrix_sim.train.ema import EMA
+from matrix_sim.train.guidance import GuidanceTeacher
 from matrix_sim.train.latents import ClipBatch, LatentShards
 from matrix_sim.train.levels import Layout, LevelMix, sample_layout, training_levels
 from matrix_sim.train.optim import optimizer_step, warmup_stable_cooldown
@@ -49,8 +51,10 @@ class TrainSummary:
 
 
 def flow_loss(model, clips: ClipBatch, prompts: torch.Tensor, layout: Layout, stream: StreamConfig, mix: LevelMix,
-              generator: torch.Generator, device: torch.device) -> torch.Tensor:
-    """Mean squared error of the predicted v = noise - x0 on the frames the layout scores."""
+              generator: torch.Generator, device: torch.device,
+              teacher: Optional[GuidanceTeacher] = None) -> torch.Tensor:
+    """Mean squared error of the predicted v = noise - x0 on the frames the layout scores (with a teacher, the
+    target carries its guided action difference too: train/guidance.py)."""
     frames = layout.frames(stream)
     x0 = clips.latents[:, :frames]
     if prompts.dim() == 3:                  # per-frame prompts (scene cuts)
@@ -59,10 +63,13 @@ def flow_loss(model, clips: ClipBatch, prompts: torch.Tensor, layout: Layout, st
     noise = torch.randn(x0.shape, generator=generator)
     s = levels[..., None, None, None]
     noisy, target = (1 - s) * x0 + s * noise, noise - x0
+    noisy, levels, actions, prompts = (t.to(device) for t in (noisy, levels, clips.actions[:, :frames], prompts))
+    mask, target = mask.to(device), target.to(device)
+    if teacher is not None:
+        target = target + teacher.target_shift(noisy, levels, actions, prompts, mask)
     with autocast(device):
-        v = model(noisy.to(device), levels.to(device), clips.actions[:, :frames].to(device), prompts.to(device))
-    per_frame = (v.float() - target.to(device)).pow(2).mean(dim=(2, 3, 4))
-    mask = mask.to(device)
+        v = model(noisy, levels, actions, prompts)
+    per_frame = (v.float() - target).pow(2).mean(dim=(2, 3, 4))
     return (per_frame * mask).sum() / mask.sum()
 
 
@@ -125,6 +132,7 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
     step = load_state(run_dir, model, ema.model, opt, identity)
     if step == 0 and cfg.init_from:
         start_from(Path(cfg.init_from) / bundle.DIT_DIR, WorldDiT, cfg.model_config(), model, ema, what="world model")
+    teacher = GuidanceTeacher(cfg.guidance, cfg.model_config(), d.device) if cfg.guidance else None
     if d.is_main:
         _write_bundle_parts(run_dir, cfg, shards)
         log.info("training the world model (%.2fM parameters) on %s, %d process(es), from step %d to %d; run dir %s",
@@ -148,7 +156,7 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
             other = shards.sample(rng, per_process)
             clips, embedded = cut_scenes(clips, embedded, other, prompts.embed_many(other.texts), cuts,
                                          layout.context)
-        loss = flow_loss(ddp, clips, embedded, layout, cfg.stream, cfg.levels, generator, d.device)
+        loss = flow_loss(ddp, clips, embedded, layout, cfg.stream, cfg.levels, generator, d.device, teacher)
         optimizer_step(loss, model, opt, ema, step, cfg.train.grad_clip)
         step += 1
         bar.update(1)
