@@ -256,8 +256,8 @@ class FailingWorld:
 
 
 def test_recording_stays_valid_when_the_world_raises(tmp_path, monkeypatch):
-    def failing(kind, checkpoint, progress):
-        handle = open_world(kind, checkpoint, progress)
+    def failing(kind, checkpoint, progress, threads=None):
+        handle = open_world(kind, checkpoint, progress, threads)
         handle.world = FailingWorld(handle.world, 9)
         return handle
 
