@@ -143,3 +143,17 @@ def test_bench_levers_compiles_the_dit_when_asked(tmp_path):
     assert compiled["dit"] == "compiled" and compiled["call_ms"] > 0
     assert compiled["warmup_s"] > variants["configured"]["warmup_s"]        # the compiling happens in the warm-up
     assert compiled["output_rel_change"] < 1e-3                             # same model, fused kernels
+
+
+def test_bench_levers_stdout_is_only_the_json(tmp_path):
+    """The CLI in a fresh process: pygame's greeting must not land on stdout before the JSON."""
+    import subprocess
+    import sys
+
+    config = write_config(tmp_path, tmp_path / "no-data", tmp_path / "run", save_tiny_vae(tmp_path / "vae"),
+                          stream=STREAM)
+    env = {k: v for k, v in os.environ.items() if k != "PYGAME_HIDE_SUPPORT_PROMPT"}
+    run = subprocess.run([sys.executable, "-m", "matrix_sim", "-q", "bench", "levers", "--json", "--calls", "2",
+                          "--config", str(config)], capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["variants"]["configured"]["call_ms"] > 0
