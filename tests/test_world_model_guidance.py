@@ -51,7 +51,8 @@ def test_teacher_shift_is_the_guided_difference_on_scored_frames(tmp_path):
     idle = actions.clone()
     idle[:, 2:] = 0
     with torch.no_grad():
-        expected = 2.0 * (teacher.model(latents, levels, actions, prompts) - teacher.model(latents, levels, idle, prompts))
+        expected = 2.0 * (teacher.model(latents, levels, actions, prompts)
+                          - teacher.model(latents, levels, idle, prompts))
     assert torch.allclose(shift, expected, atol=1e-5) and shift[:, 2:].abs().mean() > 1e-3
     assert shift[:, :2].abs().max() < 1e-5           # causal time: context frames never see the window's actions
     still = teacher.target_shift(latents, levels, torch.zeros_like(actions), prompts, scored)

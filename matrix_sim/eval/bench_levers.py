@@ -69,7 +69,8 @@ def time_calls(sampler: SwinSampler, prompt: torch.Tensor, calls: int) -> Timing
 
 def variants(stream: StreamConfig, threads: int, compile_dit: bool = False, int8: bool = True) -> dict[str, Variant]:
     flipped = "context_not_cached" if stream.cache_context else "context_cached"
-    out = {"configured": Variant(stream, threads), flipped: Variant(replace(stream, cache_context=not stream.cache_context), threads)}
+    out = {"configured": Variant(stream, threads),
+           flipped: Variant(replace(stream, cache_context=not stream.cache_context), threads)}
     for blocks in sorted({max(1, stream.block_frames // 2), stream.block_frames * 2} - {stream.block_frames}):
         out[f"block_frames_{blocks}"] = Variant(replace(stream, block_frames=blocks), threads)
     if threads > 1:

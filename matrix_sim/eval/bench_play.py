@@ -307,7 +307,7 @@ def bench_play(seconds: float = DEFAULT_SECONDS, config: str | Path = DEFAULT_CO
         with tempfile.TemporaryDirectory() as tmp:
             main_video = Path(video) if video else Path(tmp) / "swin.mp4"
             try:
-                # a world thread takes torch's thread count when it first runs an op: set it before each run
+                # a world thread takes torch's thread count when it first runs an op: set it before the runs
                 torch.set_num_threads(used_threads)
                 runs = {
                     "swin": play(parts.world(torch_device), screen, seconds, main_video, seed, progress=progress,
@@ -329,20 +329,8 @@ def bench_play(seconds: float = DEFAULT_SECONDS, config: str | Path = DEFAULT_CO
             runs["swin"]["video"] = None
     finally:
         torch.set_num_threads(old_threads)
-    return {**_result(parts, runs, flops, peak, dtype, video_frames), "seconds": seconds, "upscaler": used_upscaler,
-            **_machine(torch_device, used_threads, renderer),
-            "threads": _threads_lever(runs, used_threads, old_threads, flops, peak)}
-
-
-def _threads_lever(runs: dict, used: int, other: int, flops: dict, peak: float) -> dict:
-    """The main run (the game's thread count) beside the run on torch's own count, when they differ."""
-    out = {"used": used, "torch_default": other}
-    if "other_threads" in runs:
-        gflop = (flops["swin"] + flops["decode"]) / 1e9
-        keys = ("fps", "latency_ms", "utilisation", "forward_ms")
-        out["used_run"] = {k: v for k, v in _summary(runs["swin"], gflop, peak).items() if k in keys}
-        out["torch_default_run"] = {k: v for k, v in _summary(runs["other_threads"], gflop, peak).items() if k in keys}
-    return out
+    return {**_result(parts, runs, flops, peak, dtype, video_frames, (used_threads, old_threads)),
+            "seconds": seconds, "upscaler": used_upscaler, **_machine(torch_device, used_threads, renderer)}
 
 
 def _machine(device: torch.device, threads: int, renderer: str) -> dict:
@@ -351,11 +339,19 @@ def _machine(device: torch.device, threads: int, renderer: str) -> dict:
             "torch": torch.__version__}
 
 
-def _result(parts: Parts, runs: dict, flops: dict, peak: float, dtype, video_frames: int) -> dict:
+def _result(parts: Parts, runs: dict, flops: dict, peak: float, dtype, video_frames: int,
+            threads: tuple[int, int]) -> dict:
+    """threads: (the count the main run used, torch's own count)."""
     main, flipped, base = runs["swin"], runs["swin_flipped"], runs["baseline"]
     swin_gflop = (flops["swin"] + flops["decode"]) / 1e9
     base_gflop = (flops["frame_by_frame"] + flops["decode"]) / 1e9
     summary = _summary(main, swin_gflop, peak)
+    lever_keys = ("fps", "latency_ms", "utilisation", "forward_ms")
+    threads_lever = {"used": threads[0], "torch_default": threads[1]}
+    if "other_threads" in runs:                                     # the game's thread count beside torch's own
+        other = _summary(runs["other_threads"], swin_gflop, peak)
+        threads_lever["used_run"] = {k: summary[k] for k in lever_keys}
+        threads_lever["torch_default_run"] = {k: other[k] for k in lever_keys}
     stream = parts.info.stream
     by_retarget = {stream.retarget_actions: main, not stream.retarget_actions: flipped}
     dit_step_gflop = flops["swin"] * main["frames_per_step"] / 1e9
@@ -383,6 +379,7 @@ def _result(parts: Parts, runs: dict, flops: dict, peak: float, dtype, video_fra
         "baseline": {**_summary(base, base_gflop, peak), "method": "frame-by-frame: each frame from pure noise, "
                      f"{stream.levels} steps over context + 1 frame, before the next frame starts"},
         "runs": runs,
+        "threads": threads_lever,
         "video_frames": video_frames,
         **parts.source,
         "model": {**{k: parts.dit.config[k] for k in ("width", "depth", "heads", "patch_size")},

@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 
 from matrix_sim.device import autocast
-from matrix_sim.models.checkpoint import CheckpointError, config_differences, load_model
 from matrix_sim.models.dit import WorldDiT
 from matrix_sim.stream import bundle
+from matrix_sim.train.run_state import load_same_architecture
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +43,7 @@ class GuidanceTeacher:
     def __init__(self, settings: GuidanceDistill, architecture: dict, device: torch.device):
         path = Path(settings.teacher)
         dit_dir = path / bundle.DIT_DIR if (path / bundle.DIT_DIR).is_dir() else path
-        self.model = load_model(WorldDiT, dit_dir, what="guidance teacher")
-        diffs = config_differences({k: self.model.config[k] for k in architecture}, architecture)
-        if diffs:
-            raise CheckpointError(f"guidance.teacher {path} is another model: " + "; ".join(diffs))
+        self.model = load_same_architecture(dit_dir, WorldDiT, architecture, "guidance teacher", "guidance.teacher")
         self.model.to(device).eval().requires_grad_(False)
         self.scale, self.device = settings.scale, device
         log.info("distilling action guidance w = %g from the frozen teacher %s", self.scale, dit_dir)

@@ -73,13 +73,20 @@ def load_state(run_dir: Path, model, ema_model, opt, identity: dict) -> int:
     return step
 
 
+def load_same_architecture(path: str | Path, model_cls, architecture: dict, what: str, setting: str):
+    """Weights a run starts from or learns from; refused, naming the config `setting` and the keys, when
+    they were made for another shape than `architecture`."""
+    loaded = load_model(model_cls, path, what=what)
+    diffs = config_differences({k: loaded.config[k] for k in architecture}, architecture)
+    if diffs:
+        raise CheckpointError(f"{setting} {path} was made for another model: " + "; ".join(diffs))
+    return loaded
+
+
 def start_from(path: str | Path, model_cls, architecture: dict, model, ema, what: str) -> None:
     """A fresh run continues shipped weights (a new session: the old run dir may be gone); both the weights
     and their EMA start there. Refused, naming the keys, when the shipped model has another shape."""
-    shipped = load_model(model_cls, path, what=what)
-    diffs = config_differences({k: shipped.config[k] for k in architecture}, architecture)
-    if diffs:
-        raise CheckpointError(f"init_from {path} was made for another model: " + "; ".join(diffs))
+    shipped = load_same_architecture(path, model_cls, architecture, what, "init_from")
     model.load_state_dict(shipped.state_dict())
     ema.model.load_state_dict(shipped.state_dict())
     log.info("starting from the weights in %s", path)
