@@ -18,7 +18,7 @@ from matrix_sim.train.levels import Layout, LevelMix, sample_layout, training_le
 from matrix_sim.train.optim import OptimSettings, warmup_stable_cooldown
 from matrix_sim.train.run_state import STATE_FILE
 from matrix_sim.train.latents import ClipBatch
-from matrix_sim.train.world_model import LOG_FILE, cut_scenes, scene_cut_rows, train
+from matrix_sim.train.world_model import LOG_FILE, context_rows, cut_scenes, train
 
 from wm_helpers import (TINY_MODEL, TINY_STREAM, one_thread, save_tiny_vae, write_config,  # noqa: F401 (autouse)
                         write_latent_shards)
@@ -73,9 +73,9 @@ def test_scene_cuts_give_context_and_its_prompt_from_another_clip():
     mix = LevelMix(forcing_prob=0.0, context_dropout=0.0, partial_window=0.0, context_noise_max=0.1,
                    level_jitter=0.5, scene_cut=0.5)
     rng = np.random.default_rng(0)
-    assert not scene_cut_rows(rng, Layout(3, 4, forcing=True), mix, 8).any()      # forcing and
-    assert not scene_cut_rows(rng, Layout(0, 2, forcing=False), mix, 8).any()     # prompt-only starts: no cut
-    rows = scene_cut_rows(rng, Layout(3, 4, forcing=False), mix, 400)
+    assert not context_rows(rng, Layout(3, 4, forcing=True), mix.scene_cut, 8).any()      # forcing and
+    assert not context_rows(rng, Layout(0, 2, forcing=False), mix.scene_cut, 8).any()     # prompt-only starts: no cut
+    rows = context_rows(rng, Layout(3, 4, forcing=False), mix.scene_cut, 400)
     assert 150 < rows.sum() < 250
     own = ClipBatch(torch.zeros(4, 11, 4, 4, 6), torch.zeros(4, 11, 5), ["a"] * 4)
     other = ClipBatch(torch.ones(4, 11, 4, 4, 6), torch.ones(4, 11, 5), ["b"] * 4)

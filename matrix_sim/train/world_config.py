@@ -3,7 +3,8 @@
 Keys: data (latent shards), run_dir, autoencoder, init_from (optional); sections model (WorldDiT's arguments), stream
 (StreamConfig: the Swin-DPM window the model will run in), levels (LevelMix: how training noise levels
 are drawn), train (OptimSettings: optimiser, EMA, logging and checkpoint intervals), guidance (optional,
-GuidanceDistill: action guidance distilled from a frozen teacher).
+GuidanceDistill: action guidance distilled from a frozen teacher), own_context (optional, OwnContext: context
+frames replaced by the model's own estimates, against drift).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from matrix_sim.stream.schedule import StreamConfig
 from matrix_sim.train.guidance import GuidanceDistill
 from matrix_sim.train.levels import LevelMix
 from matrix_sim.train.optim import OptimSettings
+from matrix_sim.train.own_context import OwnContext
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class WorldModelConfig:
     autoencoder: str = str(DEFAULT_VAE_DIR)    # the codec the latents were made with; copied into the bundle
     init_from: str = ""                # a fresh run starts from this bundle's DiT (e.g. checkpoints/tiny-cpu)
     guidance: Optional[GuidanceDistill] = None
+    own_context: Optional[OwnContext] = None
 
     def model_config(self) -> dict:
         """WorldDiT's full constructor arguments (defaults filled in): what a checkpoint is compared against."""
@@ -43,8 +46,9 @@ def load_config(path: str | Path) -> WorldModelConfig:
         raise ConfigError(f"{path}: expected data, run_dir and the sections model, stream, levels, train")
     sections = {"stream": StreamConfig, "levels": LevelMix, "train": OptimSettings}
     built = {name: from_dict(cls, raw.get(name), f"{path}: {name}") for name, cls in sections.items()}
-    if raw.get("guidance") is not None:
-        built["guidance"] = from_dict(GuidanceDistill, raw["guidance"], f"{path}: guidance")
+    for name, cls in (("guidance", GuidanceDistill), ("own_context", OwnContext)):
+        if raw.get(name) is not None:
+            built[name] = from_dict(cls, raw[name], f"{path}: {name}")
     config = from_dict(WorldModelConfig, {**raw, **built}, str(path))
     try:
         config.model_config()

@@ -31,6 +31,7 @@ from matrix_sim.train.ema import EMA
 from matrix_sim.train.guidance import GuidanceTeacher
 from matrix_sim.train.latents import ClipBatch, LatentShards
 from matrix_sim.train.levels import Layout, LevelMix, sample_layout, training_levels
+from matrix_sim.train.own_context import with_own_context
 from matrix_sim.train.optim import optimizer_step, warmup_stable_cooldown
 from matrix_sim.train.run_state import load_state, save_state, start_from
 from matrix_sim.train.world_config import WorldModelConfig, load_config
@@ -73,11 +74,12 @@ def flow_loss(model, clips: ClipBatch, prompts: torch.Tensor, layout: Layout, st
     return (per_frame * mask).sum() / mask.sum()
 
 
-def scene_cut_rows(rng: np.random.Generator, layout: Layout, mix: LevelMix, batch: int) -> np.ndarray:
-    """Which clips of a stream-shaped step with context get another scene's context (see LevelMix.scene_cut)."""
-    if layout.forcing or layout.context == 0 or mix.scene_cut <= 0:
+def context_rows(rng: np.random.Generator, layout: Layout, share: float, batch: int) -> np.ndarray:
+    """Which clips of a stream-shaped step with context get their context changed (`share` of them): another
+    scene's (LevelMix.scene_cut) or the model's own estimates (OwnContext.share)."""
+    if layout.forcing or layout.context == 0 or share <= 0:
         return np.zeros(batch, dtype=bool)
-    return rng.random(batch) < mix.scene_cut
+    return rng.random(batch) < share
 
 
 def cut_scenes(clips: ClipBatch, prompts: torch.Tensor, other: ClipBatch, other_prompts: torch.Tensor,
@@ -135,6 +137,9 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
     teacher = GuidanceTeacher(cfg.guidance, cfg.model_config(), d.device) if cfg.guidance else None
     if d.is_main:
         _write_bundle_parts(run_dir, cfg, shards)
+        if cfg.own_context:
+            log.info("context from the model's own estimates in %.0f %% of the stream-shaped clips (levels %s)",
+                     100 * cfg.own_context.share, list(cfg.own_context.levels))
         log.info("training the world model (%.2fM parameters) on %s, %d process(es), from step %d to %d; run dir %s",
                  sum(p.numel() for p in model.parameters()) / 1e6, describe(d.device), d.world_size, step,
                  total_steps, run_dir)
@@ -151,11 +156,14 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
         clips = shards.sample(rng, per_process)
         generator = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
         embedded = prompts.embed_many(clips.texts)
-        cuts = scene_cut_rows(rng, layout, cfg.levels, per_process)
+        cuts = context_rows(rng, layout, cfg.levels.scene_cut, per_process)
         if cuts.any():
             other = shards.sample(rng, per_process)
             clips, embedded = cut_scenes(clips, embedded, other, prompts.embed_many(other.texts), cuts,
                                          layout.context)
+        if cfg.own_context:
+            clips = with_own_context(ema.model, clips, embedded, context_rows(rng, layout, cfg.own_context.share,
+                                     per_process), layout.context, cfg.own_context, generator, d.device)
         loss = flow_loss(ddp, clips, embedded, layout, cfg.stream, cfg.levels, generator, d.device, teacher)
         optimizer_step(loss, model, opt, ema, step, cfg.train.grad_clip)
         step += 1

@@ -1,0 +1,67 @@
+"""Context from the model's own estimates, against drift: train on the blur the stream feeds itself.
+
+In the stream every context frame is one the model made, and L Euler steps leave it softer than footage. A
+model trained only on true (lightly noised) context copies that softness into the next frames, which come out
+softer still: in session 5's look at a long run of the shipped tiny model the road, the trees and even the
+car dissolved within a few hundred frames. Here, in a share of the stream-shaped clips, the context frames are
+replaced by the model's own one-shot estimate x0_hat = x_s - s * v(x_s) of them, from the true frame noised
+to a level s drawn per frame (the stream's last Euler step is such an estimate, from s = 1 / L), while the
+window keeps its true frames as targets: the model learns to make sharp frames after soft ones instead of
+passing the softness on. The estimate is made with the EMA weights (what the stream plays), causally (context
+frame k sees the noised frames before it, as in the stream), without gradients: one forward over the context.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from matrix_sim.device import autocast
+from matrix_sim.train.latents import ClipBatch
+
+
+@dataclass(frozen=True)
+class OwnContext:
+    """The `own_context` section of a world-model config."""
+
+    share: float                          # of the stream-shaped clips with context
+    levels: tuple[float, float]           # s per context frame, uniform in [low, high]
+
+    def __post_init__(self) -> None:
+        if len(self.levels) != 2:
+            raise ValueError(f"own_context.levels must be [low, high], got {list(self.levels)}")
+        object.__setattr__(self, "levels", tuple(float(v) for v in self.levels))
+        low, high = self.levels
+        if not 0.0 <= self.share <= 1.0:
+            raise ValueError(f"own_context.share must lie in [0, 1], got {self.share}")
+        if not 0.0 < low <= high <= 1.0:
+            raise ValueError(f"own_context.levels must be 0 < low <= high <= 1, got {list(self.levels)}")
+
+
+@torch.no_grad()
+def own_estimates(model: torch.nn.Module, latents: torch.Tensor, actions: torch.Tensor, prompts: torch.Tensor,
+                  levels: tuple[float, float], generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """(b, K, C, H, W) true frames -> the model's one-shot estimates of them, on the CPU; prompts (b, K, P)."""
+    low, high = levels
+    s = low + (high - low) * torch.rand(latents.shape[:2], generator=generator)
+    noise = torch.randn(latents.shape, generator=generator)
+    s5 = s[..., None, None, None]
+    noisy = (1 - s5) * latents + s5 * noise
+    with autocast(device):
+        v = model(noisy.to(device), s.to(device), actions.to(device), prompts.to(device))
+    return noisy - s5 * v.float().cpu()
+
+
+def with_own_context(model: torch.nn.Module, clips: ClipBatch, prompts: torch.Tensor, rows: np.ndarray, context: int,
+                     settings: OwnContext, generator: torch.Generator, device: torch.device) -> ClipBatch:
+    """Clips whose first `context` frames are, in `rows`, the model's estimates of them; prompts: (b, P) or
+    per frame (b, T, P). The inputs are not changed."""
+    if not rows.any():
+        return clips
+    picked = torch.from_numpy(rows)
+    frame_prompts = prompts[:, :context] if prompts.dim() == 3 else prompts[:, None].expand(-1, context, -1)
+    latents = clips.latents.clone()
+    latents[picked, :context] = own_estimates(model, clips.latents[picked, :context], clips.actions[picked, :context],
+                                              frame_prompts[picked], settings.levels, generator, device)
+    return ClipBatch(latents, clips.actions, clips.texts)
