@@ -9,7 +9,7 @@ from PIL import Image
 
 from matrix_sim.actions import Action
 from matrix_sim.data.shards import FORMAT, Episode, episode_name, write_episode, write_manifest
-from matrix_sim.eval.drift import STATS, frame_stats, window_means
+from matrix_sim.eval.drift import STATS, frame_stats, real_run, window_means
 from matrix_sim.eval.heldout import HeldoutClip, heldout_clips
 from matrix_sim.eval.played_actions import played_frames
 from matrix_sim.eval.probe import load_probe, train_probe
@@ -152,7 +152,7 @@ def test_eval_returns_every_figure(bundle, trained_probe, tmp_path):
     result = eval_world_model(bundle, probe=trained_probe[0], scenes=SCENES, context=4, drift_frames=64,
                               drift_window_s=1.0, switches=[("drive desert by day", "walk forest at night")],
                               switch_frames=12, switch_persist=2, device="cpu", progress=False,
-                              sheet=tmp_path / "rollouts.png")
+                              sheet=tmp_path / "rollouts.png", drift_sheet=tmp_path / "drift.png")
     json.dumps(result)                                           # one JSON object
     sheet = Image.open(result["sheet"])                          # a row per clip: context frame + true|generated x 4
     assert sheet.size == (9 * 256, 2 * (144 + LABEL_HEIGHT))
@@ -169,6 +169,13 @@ def test_eval_returns_every_figure(bundle, trained_probe, tmp_path):
         low, high = drift["stats"][name]["real_band"]
         assert 0 <= low <= high <= 1
     assert isinstance(drift["inside_real_spread"], bool) and 0 <= drift["inside_fraction"] <= 1
+    tiles = np.asarray(Image.open(drift["sheet"]))            # a column per window: real above generated
+    assert tiles.shape == (2 * (144 + LABEL_HEIGHT), 4 * 256, 3)
+    footage = [image for image, _ in real_run(drift["prompt"], 2**31 + 977, 4 + 64)][4:]     # after the context
+    for column in range(4):
+        x = column * 256
+        assert np.array_equal(tiles[LABEL_HEIGHT:LABEL_HEIGHT + 144, x:x + 256], footage[column * 16 + 8])
+        assert tiles[2 * LABEL_HEIGHT + 144:, x:x + 256].std() > 1          # a generated frame, not background
     assert result["prompt_switch_s"] is None or 0 < result["prompt_switch_s"] <= 12 / 16
     assert result["prompt_switch"]["what"] and len(result["prompt_switch"]["switches"]) == 1
 

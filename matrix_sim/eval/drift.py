@@ -9,11 +9,13 @@ protocol (reset/prime/step), for as many frames. Per frame three statistics, eac
 Per window (a minute: 60 s x frame rate frames) the mean of each. The real footage's spread is the band
 from the 5th to the 95th percentile of its per-frame values; a generated minute is `inside` when its mean
 lies in that band. Collapse (frames going flat, dark, washed out or to noise) leaves the band; a healthy
-model stays inside it for every minute of the run.
+model stays inside it for every minute of the run. The numbers can hide how a run looks, so a sheet shows
+the middle frame of every window, real above generated (`eval --drift-sheet`).
 """
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 import numpy as np
@@ -64,25 +66,33 @@ def window_means(values: np.ndarray, window: int) -> np.ndarray:
 
 
 def drift_eval(world, prompt: str, frames: int = 10_000, seed: int = 0, context: int = 8, window_s: float = 60.0,
-               heldout_seed: int = 2**31 + 977, progress: Optional[Callable[[int], None]] = None) -> dict:
-    """Run `world` (a WorldModel) for `frames` frames after real context and compare per-window statistics."""
+               heldout_seed: int = 2**31 + 977, progress: Optional[Callable[[int], None]] = None,
+               sheet: Optional[str | Path] = None) -> dict:
+    """Run `world` (a WorldModel) for `frames` frames after real context and compare per-window statistics;
+    sheet: also write the middle frame of each window, real above generated (a PNG), here."""
     rate = world.frame_rate
     window = max(1, int(round(window_s * rate)))
-    real_stats, actions, context_frames = [], [], []
+    shown = lambda t: sheet is not None and t % window == window // 2       # noqa: E731
+    real_stats, actions, context_frames, real_shown, gen_shown = [], [], [], [], []
     for image, action in real_run(prompt, heldout_seed, frames + context):
         if len(context_frames) < context:
             context_frames.append(image)
         else:
+            if shown(len(real_stats)):
+                real_shown.append(image)
             real_stats.append(frame_stats(image))
         actions.append(action)
     actions = np.stack(actions)
     started = time.perf_counter()
     first = world.prime(np.stack(context_frames), actions[:context], prompt, seed)   # follows actions[context - 1]
-    gen_stats = [frame_stats(first.image)]
-    if progress is not None:
-        progress(0)
-    for t in range(1, frames):
-        gen_stats.append(frame_stats(world.step(Action.from_array(actions[context - 1 + t])).image))
+    image = first.image
+    gen_stats = []
+    for t in range(frames):
+        if t:
+            image = world.step(Action.from_array(actions[context - 1 + t])).image
+        if shown(t):
+            gen_shown.append(image)
+        gen_stats.append(frame_stats(image))
         if progress is not None:
             progress(t)
     seconds = time.perf_counter() - started
@@ -93,11 +103,18 @@ def drift_eval(world, prompt: str, frames: int = 10_000, seed: int = 0, context:
     stats = {name: {"generated": _r(gen_windows[:, i]), "real": _r(real_windows[:, i]),
                     "real_band": _r([low[i], high[i]]), "inside": bool(inside[:, i].all())}
              for i, name in enumerate(STATS)}
-    return {
+    result = {
         "what": WHAT, "prompt": prompt, "frames": frames, "window_frames": window, "windows": len(gen_windows),
         "stats": stats, "inside_fraction": round(float(inside.mean()), 4),
         "inside_real_spread": bool(inside.all()), "generated_fps": round(frames / max(seconds, 1e-9), 2),
     }
+    if sheet is not None:
+        from matrix_sim.eval.sheets import drift_sheet
+
+        times = [(i * window + window // 2) / rate for i in range(len(gen_windows))]
+        result["sheet"] = str(drift_sheet(real_shown[:len(times)], gen_shown[:len(times)], times,
+                                          gen_windows[:, STATS.index("edge_density")], sheet))
+    return result
 
 
 def _r(values) -> list[float]:

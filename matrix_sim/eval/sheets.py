@@ -30,6 +30,14 @@ def grid(images: list[np.ndarray], labels: list[str], cols: int) -> Image.Image:
     return sheet
 
 
+def save_grid(images: list[np.ndarray], labels: list[str], cols: int, out: str | Path) -> Path:
+    """grid() written as a PNG at `out` (its folder made if need be)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    grid(images, labels, cols).save(out)
+    return out
+
+
 def world_sheet(out: str | Path, seed: int = 1, warmup: int = 24, width: int = 256, height: int = 144) -> Path:
     """Twelve source-world frames, each after a short drive or walk so the scene is in motion."""
     from matrix_sim.world.engine import SourceWorld
@@ -44,10 +52,7 @@ def world_sheet(out: str | Path, seed: int = 1, warmup: int = 24, width: int = 2
             images.append(frame.image)
     finally:
         world.close()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    grid(images, list(WORLD_SHEET_PROMPTS), cols=4).save(out)
-    return out
+    return save_grid(images, list(WORLD_SHEET_PROMPTS), 4, out)
 
 
 def video_sheet(video: str | Path, out: str | Path, every_s: float = 2.5, cols: int = 4,
@@ -68,10 +73,7 @@ def video_sheet(video: str | Path, out: str | Path, every_s: float = 2.5, cols: 
                 labels.append(f"t = {index / rate:.1f} s")
     if not images:
         raise ValueError(f"{video}: no video frames")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    grid(images, labels, cols).save(out)
-    return out
+    return save_grid(images, labels, cols, out)
 
 
 def rollout_sheet(rollouts, out: str | Path, horizons=(1, 4, 8, 16)) -> Path:
@@ -87,10 +89,7 @@ def rollout_sheet(rollouts, out: str | Path, horizons=(1, 4, 8, 16)) -> Path:
             true, made = rollout.truth[h - 1], rollout.generated[h - 1]
             images += [true, made]
             labels += [f"true t+{h}", f"generated t+{h} ({psnr(true, made):.1f} dB)"]
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    grid(images, labels, cols=1 + 2 * len(horizons)).save(out)
-    return out
+    return save_grid(images, labels, 1 + 2 * len(horizons), out)
 
 
 def write_pairs_sheet(out: str | Path, pairs: list[tuple[np.ndarray, np.ndarray, str]]) -> Path:
@@ -101,7 +100,12 @@ def write_pairs_sheet(out: str | Path, pairs: list[tuple[np.ndarray, np.ndarray,
     for original, rebuilt, name in pairs:
         images += [original, rebuilt]
         labels += [f"{name}: original", f"reconstruction {psnr(original, rebuilt):.1f} dB"]
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    grid(images, labels, cols=2).save(out)
-    return out
+    return save_grid(images, labels, 2, out)
+
+
+def drift_sheet(real: list[np.ndarray], generated: list[np.ndarray], times_s: list[float], edge_density,
+                out: str | Path) -> Path:
+    """A long run at a glance (eval.drift): real footage above the generated run, a column per time."""
+    labels = [f"real, t = {t:.0f} s" for t in times_s]
+    labels += [f"generated, t = {t:.0f} s (edges {e:.3f})" for t, e in zip(times_s, edge_density)]
+    return save_grid([*real, *generated], labels, len(times_s), out)

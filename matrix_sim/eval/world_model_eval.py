@@ -125,12 +125,13 @@ def eval_world_model(checkpoint: str | Path, probe: str | Path = DEFAULT_PROBE_D
                      drift_prompt: str = DEFAULT_DRIFT_PROMPT, drift_window_s: float = 60.0,
                      switches=DEFAULT_SWITCHES, switch_frames: int = 64, switch_persist: int = 4, seed: int = 0,
                      device: Optional[str] = None, progress: bool = True, sheet: Optional[str | Path] = None,
-                     action_guidance: Optional[float] = None) -> dict:
+                     action_guidance: Optional[float] = None, drift_sheet: Optional[str | Path] = None) -> dict:
     """Every figure of issue 4 for the world-model bundle at `checkpoint`, as one JSON-ready dict.
 
     scenes: held-out scenes for the horizon figures (default: all 36 of matrix_sim.eval.heldout);
     drift_frames: length of the drift run (0 skips it); switches: (old, new) preset prompts (empty skips);
     sheet: also write true | generated frames at each horizon for a few of the clips (a PNG) here;
+    drift_sheet: also write the drift run's middle frame of each window, real above generated (a PNG), here;
     action_guidance: run the stream with this guidance scale instead of the checkpoint's (StreamConfig)."""
     from matrix_sim.stream import WorldModel
 
@@ -160,7 +161,7 @@ def eval_world_model(checkpoint: str | Path, probe: str | Path = DEFAULT_PROBE_D
         t = time.perf_counter()
         bar = tqdm(total=drift_frames, desc="eval: drift", disable=not progress)
         result["drift"] = drift_eval(world, drift_prompt, drift_frames, seed, context, drift_window_s,
-                                     progress=lambda i: bar.update(1))
+                                     progress=lambda i: bar.update(1), sheet=drift_sheet)
         bar.close()
         timings["drift"] = time.perf_counter() - t
     else:
