@@ -9,7 +9,7 @@ from PIL import Image
 
 from matrix_sim.actions import Action
 from matrix_sim.data.shards import FORMAT, Episode, episode_name, write_episode, write_manifest
-from matrix_sim.eval.drift import STATS, frame_stats, real_run, window_means
+from matrix_sim.eval.drift import STATS, drift_eval, frame_stats, real_run, window_means
 from matrix_sim.eval.heldout import HeldoutClip, heldout_clips
 from matrix_sim.eval.played_actions import played_frames
 from matrix_sim.eval.probe import load_probe, train_probe
@@ -204,3 +204,14 @@ def test_eval_can_stream_with_action_guidance(trained_probe, tmp_path):
     assert plain["action_guidance"] == 1.0 and guided["action_guidance"] == 3.0
     assert guided["psnr_by_horizon"] != plain["psnr_by_horizon"]            # the stream it scored was another
     assert guided["copy_last_psnr_by_horizon"] == plain["copy_last_psnr_by_horizon"]    # on the same clips
+
+
+def test_drift_sheet_leaves_out_a_short_last_window_without_its_middle_frame(bundle, tmp_path):
+    world = WorldModel.from_pretrained(bundle, device="cpu")
+    try:       # 16-frame windows; the last holds 8 frames (kept, as half a window) but no frame 8 of its own
+        drift = drift_eval(world, "drive desert by day", frames=72, context=4, window_s=1.0,
+                           sheet=tmp_path / "drift.png")
+    finally:
+        world.close()
+    assert drift["windows"] == 5
+    assert np.asarray(Image.open(drift["sheet"])).shape == (2 * (144 + LABEL_HEIGHT), 4 * 256, 3)

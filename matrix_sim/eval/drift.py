@@ -111,9 +111,10 @@ def drift_eval(world, prompt: str, frames: int = 10_000, seed: int = 0, context:
     if sheet is not None:
         from matrix_sim.eval.sheets import drift_sheet
 
-        times = [(i * window + window // 2) / rate for i in range(len(gen_windows))]
-        result["sheet"] = str(drift_sheet(real_shown[:len(times)], gen_shown[:len(times)], times,
-                                          gen_windows[:, STATS.index("edge_density")], sheet))
+        shown_windows = min(len(gen_windows), len(gen_shown))     # a short last window may lack its middle
+        times = [(i * window + window // 2) / rate for i in range(shown_windows)]
+        result["sheet"] = str(drift_sheet(real_shown[:shown_windows], gen_shown[:shown_windows], times,
+                                          gen_windows[:shown_windows, STATS.index("edge_density")], sheet))
     return result
 
 
