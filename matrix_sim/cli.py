@@ -87,7 +87,8 @@ def _cmd_eval(args) -> None:
     result = eval_world_model(checkpoint, probe=args.probe, drift_frames=args.drift_frames,
                               drift_prompt=args.drift_prompt, starts_per_scene=args.starts_per_scene,
                               seed=args.seed, device=args.device, progress=not args.quiet, sheet=args.sheet,
-                              action_guidance=args.action_guidance, drift_sheet=args.drift_sheet)
+                              action_guidance=args.action_guidance, drift_sheet=args.drift_sheet,
+                              still_frames=args.still_frames, still_sheet=args.still_sheet)
     _print_json(result, args.json)
 
 
@@ -199,6 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     ew.add_argument("--sheet", default=None, help="also write true | generated frames at each horizon (PNG) here")
     ew.add_argument("--drift-sheet", default=None, help="also write the drift run's frame of each minute, real "
                     "above generated (PNG), here")
+    ew.add_argument("--still-frames", type=int, default=320, help="frames the still-scene run (a stopped player) "
+                    "goes on after the stop (0 skips it)")
+    ew.add_argument("--still-sheet", default=None, help="also write the still-scene run's frames, a row per scene "
+                    "(PNG), here")
     ew.add_argument("--device", default=None)
     ew.add_argument("--action-guidance", type=float, default=None, help="stream with this action guidance scale "
                     "(1 is off; two forwards a call) instead of the checkpoint's")

@@ -17,6 +17,8 @@ from matrix_sim.eval.prompt_switch import switch_frame
 from matrix_sim.eval.rollout import continue_frames
 from matrix_sim.eval.scene_classifier import SceneClassifier, colour_histograms
 from matrix_sim.eval.sheets import LABEL_HEIGHT
+from matrix_sim.eval.still_scene import (HELDOUT_SEED, STILL_PROMPTS, frames_after_up_to, hold_figures,
+                                         still_footage)
 from matrix_sim.eval.world_model_eval import eval_world_model
 from matrix_sim.models.checkpoint import CheckpointError
 from matrix_sim.models.probe import InverseDynamicsProbe
@@ -131,6 +133,28 @@ def test_retargeted_frames_report_a_new_action_sooner(bundle):
     assert first_left[True] < first_left[False], first_left
 
 
+def test_still_footage_is_a_stopped_scene_of_the_source_world():
+    for prompt in ("drive grassland by day", "walk forest by day"):
+        frames = still_footage(prompt, HELDOUT_SEED, context=5)
+        assert frames.shape == (5, 144, 256, 3)
+        assert all(np.array_equal(frames[0], f) for f in frames[1:])       # the picture does not change
+        assert frames[0].std() > 10                                           # a rendered scene, not a blank
+
+
+def test_hold_figures_fall_when_the_still_picture_is_lost():
+    still = still_footage("drive desert at sunset", HELDOUT_SEED, context=2)[-1]
+    noise = np.random.default_rng(0).integers(0, 255, still.shape, dtype=np.uint8)
+    generated = np.stack([still, still, (still // 2 + noise // 2), noise])
+    figures = hold_figures(generated, still, frames_after=(1, 3, 4))
+    assert figures["psnr"][0] > 90 and figures["psnr"][0] > figures["psnr"][1] > figures["psnr"][2]
+    assert figures["edge_density"][0] == pytest.approx(frame_stats(still)[2])
+    assert figures["edge_density"][2] > 0.5 > figures["edge_density"][0]      # noise is all edges
+    assert frames_after_up_to(320) == (1, 8, 32, 128, 320) and frames_after_up_to(10) == (1, 8, 10)
+    assert frames_after_up_to(8) == (1, 8)
+    with pytest.raises(ValueError, match="at least 1 frame"):
+        frames_after_up_to(0)
+
+
 def test_small_helpers():
     assert switch_frame([False, True, True, False, True, True, True], persist=3) == 5
     assert switch_frame([True, True], persist=3) is None
@@ -152,7 +176,8 @@ def test_eval_returns_every_figure(bundle, trained_probe, tmp_path):
     result = eval_world_model(bundle, probe=trained_probe[0], scenes=SCENES, context=4, drift_frames=64,
                               drift_window_s=1.0, switches=[("drive desert by day", "walk forest at night")],
                               switch_frames=12, switch_persist=2, device="cpu", progress=False,
-                              sheet=tmp_path / "rollouts.png", drift_sheet=tmp_path / "drift.png")
+                              sheet=tmp_path / "rollouts.png", drift_sheet=tmp_path / "drift.png",
+                              still_frames=10, still_sheet=tmp_path / "still.png")
     json.dumps(result)                                           # one JSON object
     sheet = Image.open(result["sheet"])                          # a row per clip: context frame + true|generated x 4
     assert sheet.size == (9 * 256, 2 * (144 + LABEL_HEIGHT))
@@ -176,6 +201,14 @@ def test_eval_returns_every_figure(bundle, trained_probe, tmp_path):
         x = column * 256
         assert np.array_equal(tiles[LABEL_HEIGHT:LABEL_HEIGHT + 144, x:x + 256], footage[column * 16 + 8])
         assert tiles[2 * LABEL_HEIGHT + 144:, x:x + 256].std() > 1          # a generated frame, not background
+    still = result["still_scene"]
+    assert still["what"] and list(still["psnr_by_frame"]) == list(still["edge_density_by_frame"]) == ["1", "8", "10"]
+    assert all(0 < v < 100 for v in still["psnr_by_frame"].values()) and 0 < still["codec_ceiling_psnr"] < 100
+    assert all(0 <= v <= 1 for v in still["edge_density_by_frame"].values()) and 0 < still["real_edge_density"] < 1
+    rows = np.asarray(Image.open(still["sheet"]))             # a row per scene: the real still picture, then 3 frames
+    assert rows.shape == (len(STILL_PROMPTS) * (144 + LABEL_HEIGHT), 4 * 256, 3)
+    first = still_footage(STILL_PROMPTS[0], HELDOUT_SEED, context=4)[-1]
+    assert np.array_equal(rows[LABEL_HEIGHT:LABEL_HEIGHT + 144, :256], first)
     assert result["prompt_switch_s"] is None or 0 < result["prompt_switch_s"] <= 12 / 16
     assert result["prompt_switch"]["what"] and len(result["prompt_switch"]["switches"]) == 1
 

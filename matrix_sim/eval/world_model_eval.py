@@ -14,8 +14,9 @@
   action_accuracy_by_head, with the always-the-most-common-class rate as chance.
 - action_accuracy_played: the probe on frames played through WorldModel.step with retarget_actions off
   and on (matrix_sim.eval.played_actions: issue 6's latency lever must not cost action accuracy).
-- drift (matrix_sim.eval.drift) and prompt_switch_s (matrix_sim.eval.prompt_switch): see those modules; the
-  output carries a one-line `what` for each.
+- drift (matrix_sim.eval.drift), still_scene (matrix_sim.eval.still_scene: a stopped player) and
+  prompt_switch_s (matrix_sim.eval.prompt_switch): see those modules; the output carries a one-line `what`
+  for each.
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ from matrix_sim.eval.probe import DEFAULT_PROBE_DIR, load_probe, majority_rate
 from matrix_sim.eval.prompt_switch import DEFAULT_SWITCHES, prompt_switch_eval
 from matrix_sim.eval.rollout import Rollout, continue_frames
 from matrix_sim.eval.sheets import rollout_sheet
+from matrix_sim.eval.still_scene import frames_after_up_to, still_eval
 from matrix_sim.eval.vae_eval import reconstruct
 from matrix_sim.models.probe import HEADS, InverseDynamicsProbe, agreement
 from matrix_sim.world.scenes import Scene
@@ -125,13 +127,15 @@ def eval_world_model(checkpoint: str | Path, probe: str | Path = DEFAULT_PROBE_D
                      drift_prompt: str = DEFAULT_DRIFT_PROMPT, drift_window_s: float = 60.0,
                      switches=DEFAULT_SWITCHES, switch_frames: int = 64, switch_persist: int = 4, seed: int = 0,
                      device: Optional[str] = None, progress: bool = True, sheet: Optional[str | Path] = None,
-                     action_guidance: Optional[float] = None, drift_sheet: Optional[str | Path] = None) -> dict:
+                     action_guidance: Optional[float] = None, drift_sheet: Optional[str | Path] = None,
+                     still_frames: int = 320, still_sheet: Optional[str | Path] = None) -> dict:
     """Every figure of issue 4 for the world-model bundle at `checkpoint`, as one JSON-ready dict.
 
     scenes: held-out scenes for the horizon figures (default: all 36 of matrix_sim.eval.heldout);
     drift_frames: length of the drift run (0 skips it); switches: (old, new) preset prompts (empty skips);
     sheet: also write true | generated frames at each horizon for a few of the clips (a PNG) here;
     drift_sheet: also write the drift run's middle frame of each window, real above generated (a PNG), here;
+    still_frames: frames the still-scene run goes on after the stop (0 skips it); still_sheet: its PNG here;
     action_guidance: run the stream with this guidance scale instead of the checkpoint's (StreamConfig)."""
     from matrix_sim.stream import WorldModel
 
@@ -166,6 +170,13 @@ def eval_world_model(checkpoint: str | Path, probe: str | Path = DEFAULT_PROBE_D
         timings["drift"] = time.perf_counter() - t
     else:
         result["drift"] = None
+    if still_frames > 0:
+        t = time.perf_counter()
+        result["still_scene"] = still_eval(world, frames_after=frames_after_up_to(still_frames), context=context,
+                                           seed=seed, sheet=still_sheet)
+        timings["still_scene"] = time.perf_counter() - t
+    else:
+        result["still_scene"] = None
     if switches:
         t = time.perf_counter()
         result.update(prompt_switch_eval(world, switches, context, after=switch_frames, persist=switch_persist,
