@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from matrix_sim.models.checkpoint import CheckpointError, config_differences, load_model
+from matrix_sim.models.checkpoint import load_model
 from matrix_sim.models.dit import WorldDiT
+from matrix_sim.train.run_state import load_same_architecture
 
 
 def interpolate_dits(start: str | Path, end: str | Path, weight: float, out: str | Path) -> Path:
@@ -18,10 +19,7 @@ def interpolate_dits(start: str | Path, end: str | Path, weight: float, out: str
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"weight must lie in [0, 1] (0 is start, 1 is end), got {weight}")
     first = load_model(WorldDiT, start, what="interpolation start")
-    last = load_model(WorldDiT, end, what="interpolation end")
-    diffs = config_differences(dict(first.config), dict(last.config))
-    if diffs:
-        raise CheckpointError(f"{start} and {end} are different models: " + "; ".join(diffs))
+    last = load_same_architecture(end, WorldDiT, dict(first.config), "interpolation end", "--end")
     ends = last.state_dict()
     first.load_state_dict({k: (1.0 - weight) * v + weight * ends[k] for k, v in first.state_dict().items()})
     first.save_pretrained(out)
