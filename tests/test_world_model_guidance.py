@@ -111,3 +111,30 @@ def test_inference_guidance_exaggerates_the_action_and_is_off_at_one(tmp_path):
     assert (guided - emitted(stream, idle)).abs().mean() > 1.5 * (plain - emitted(stream, idle)).abs().mean()
     with pytest.raises(ValueError, match="action_guidance"):
         StreamConfig(**TINY_STREAM, action_guidance=-1.0)
+
+
+def test_unguided_fields_keep_their_difference_as_the_teacher_has_it(tmp_path):
+    settings = GuidanceDistill(scale=3.0, teacher=str(teacher_dir(tmp_path)), unguided=["brake"])
+    teacher = GuidanceTeacher(settings, {}, torch.device("cpu"))
+    latents, levels, actions, prompts = inputs()
+    scored = torch.ones(2, 5, dtype=torch.bool)
+    brake_only = torch.zeros_like(actions)
+    brake_only[..., 4] = 1.0                                          # Action(brake=1)
+    assert teacher.target_shift(latents, levels, brake_only, prompts, scored).abs().max() == 0
+    reference = actions.clone()
+    reference[..., :4] = 0                                            # idle but for the brake
+    with torch.no_grad():
+        expected = 2.0 * (teacher.model(latents, levels, actions, prompts)
+                          - teacher.model(latents, levels, reference, prompts))
+    assert torch.allclose(teacher.target_shift(latents, levels, actions, prompts, scored), expected, atol=1e-5)
+    plain = GuidanceTeacher(GuidanceDistill(scale=3.0, teacher=settings.teacher), {}, torch.device("cpu"))
+    assert plain.target_shift(latents, levels, brake_only, prompts, scored).abs().mean() > 1e-3
+
+
+def test_unguided_fields_are_checked(tmp_path):
+    data, vae = write_latent_shards(tmp_path / "data"), save_tiny_vae(tmp_path / "vae")
+    for unguided, message in ((["brakes"], r"unknown action field\(s\) \['brakes'\]"), ("brake", "must be a list")):
+        path = write_config(tmp_path, data, tmp_path / "run", vae,
+                            guidance={"scale": 2.0, "teacher": "x", "unguided": unguided})
+        with pytest.raises(ConfigError, match=message):
+            load_config(path)

@@ -104,6 +104,22 @@ def test_shards_give_model_space_clips_with_the_actions_that_made_them(tmp_path)
     assert all(text in shards.texts() for text in clips.texts)
 
 
+def test_still_share_draws_clips_whose_picture_does_not_change(tmp_path):
+    data = write_latent_shards(tmp_path / "latents", episodes=2, frames=12)
+    with pytest.raises(ValueError, match="no clip of the data holds one picture"):
+        LatentShards(data, clip_frames=5, progress=False).sample(np.random.default_rng(0), 2, still_share=0.5)
+    with np.load(data / "episode_000001.npz") as episode:
+        parts = dict(episode)
+    parts["latents"][4:11] = parts["latents"][4]                      # frames 4-10: a player who stopped
+    np.savez(data / "episode_000001.npz", **parts)
+    shards = LatentShards(data, clip_frames=5, progress=False)
+    assert shards.still_starts().tolist() == [[1, 4], [1, 5], [1, 6]]
+    still = shards.sample(np.random.default_rng(0), 16, still_share=1.0)
+    assert (still.latents == still.latents[:, :1]).all()
+    moving = shards.sample(np.random.default_rng(0), 16)
+    assert sum(bool((clip == clip[:1]).all()) for clip in moving.latents) < 16
+
+
 def test_a_tiny_model_overfits_one_clip(tmp_path, vae):
     one_clip = write_latent_shards(tmp_path / "one", episodes=1, frames=6)     # one clip of 5 + the action before
     path = write_config(tmp_path, one_clip, tmp_path / "run", vae, steps=300, log_every=30, save_every=300,
@@ -204,6 +220,11 @@ def test_unknown_config_keys_are_named(tmp_path, data, vae):
     raw["stream"]["levles"] = 3
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(ConfigError, match="levles"):
+        load_config(path)
+    raw["stream"].pop("levles")
+    raw["still_share"] = 1.5
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"still_share must lie in \[0, 1\], got 1.5"):
         load_config(path)
 
 

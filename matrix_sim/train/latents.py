@@ -7,6 +7,9 @@ Layout of DIR:
   episode_000000.npz   latents (F, C, H, W) float16 raw (model space = (x - shift) * scale), actions (F, A)
                        float32, poses (F, 4) float32, meta (JSON string)
 Convention: frame t + 1 is what action t produced, so the action conditioning frame t is actions[t - 1].
+Still clips (every frame the same picture: a stopped player in a scene without rain or snow) are 3.5 % of the
+clips of data/world_a; `sample(still_share=...)` draws that share of a batch from them instead, so the model
+learns that a stopped world holds still (eval's still_scene).
 All episodes are held in memory (float16): 256x144 footage costs 9 KB a frame.
 """
 from __future__ import annotations
@@ -15,6 +18,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -82,15 +86,37 @@ class LatentShards:
             raise ValueError(f"{directory}: no episode has the {clip_frames + 1} frames a training clip needs")
         starts = np.array([len(e.latents) - clip_frames for e in self.episodes], dtype=np.float64)
         self._weights = starts / starts.sum()        # every clip equally likely, whatever its episode
+        self._still: Optional[np.ndarray] = None
+
+    def still_starts(self) -> np.ndarray:
+        """(n, 2) int: (episode, first frame) of every clip whose frames are all the same picture."""
+        if self._still is None:
+            found = []
+            for index, episode in enumerate(self.episodes):
+                flat = episode.latents.reshape(len(episode.latents), -1)
+                same = np.all(flat[1:] == flat[:-1], axis=1).astype(np.int64)    # frame t + 1 repeats frame t
+                runs = np.convolve(same, np.ones(self.clip_frames - 1, dtype=np.int64), "valid")
+                starts = np.flatnonzero(runs == self.clip_frames - 1)
+                starts = starts[starts >= 1]                                     # the action before the clip
+                found.append(np.stack([np.full_like(starts, index), starts], axis=1))
+            self._still = np.concatenate(found) if found else np.zeros((0, 2), dtype=np.int64)
+        return self._still
 
     def texts(self) -> list[str]:
         return sorted({t for e in self.episodes for t in e.texts})
 
-    def sample(self, rng: np.random.Generator, batch: int) -> ClipBatch:
+    def sample(self, rng: np.random.Generator, batch: int, still_share: float = 0.0) -> ClipBatch:
+        """`batch` random clips; each is a still clip (still_starts) with probability still_share."""
         latents, actions, texts = [], [], []
+        still = self.still_starts() if still_share > 0 else None
+        if still is not None and not len(still):
+            raise ValueError("still_share > 0, but no clip of the data holds one picture for all its frames")
         for index in rng.choice(len(self.episodes), size=batch, p=self._weights):
+            if still is not None and rng.random() < still_share:
+                index, start = (int(v) for v in still[rng.integers(len(still))])
+            else:
+                start = int(rng.integers(1, len(self.episodes[index].latents) - self.clip_frames + 1))
             episode = self.episodes[index]
-            start = int(rng.integers(1, len(episode.latents) - self.clip_frames + 1))
             latents.append(episode.latents[start:start + self.clip_frames])
             actions.append(episode.actions[start - 1:start - 1 + self.clip_frames])
             texts.append(episode.texts[int(rng.integers(len(episode.texts)))])

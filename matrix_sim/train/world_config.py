@@ -1,6 +1,7 @@
 """World-model configs (configs/tiny-cpu.yaml, base.yaml, matrix-720p.yaml): YAML -> dataclasses.
 
-Keys: data (latent shards), run_dir, autoencoder, init_from (optional); sections model (WorldDiT's arguments), stream
+Keys: data (latent shards), run_dir, autoencoder, init_from (optional), still_share (optional: the share of
+training clips drawn from still ones, LatentShards.sample); sections model (WorldDiT's arguments), stream
 (StreamConfig: the Swin-DPM window the model will run in), levels (LevelMix: how training noise levels
 are drawn), train (OptimSettings: optimiser, EMA, logging and checkpoint intervals), guidance (optional,
 GuidanceDistill: action guidance distilled from a frozen teacher), own_context (optional, OwnContext: context
@@ -34,6 +35,7 @@ class WorldModelConfig:
     init_from: str = ""                # a fresh run starts from this bundle's DiT (e.g. checkpoints/tiny-cpu)
     guidance: Optional[GuidanceDistill] = None
     own_context: Optional[OwnContext] = None
+    still_share: float = 0.0           # of the training clips drawn from still ones (a stopped player)
 
     def model_config(self) -> dict:
         """WorldDiT's full constructor arguments (defaults filled in): what a checkpoint is compared against."""
@@ -54,6 +56,8 @@ def load_config(path: str | Path) -> WorldModelConfig:
         config.model_config()
     except CheckpointError as exc:
         raise ConfigError(f"{path}: model: {exc}") from None
+    if not 0.0 <= config.still_share <= 1.0:
+        raise ConfigError(f"{path}: still_share must lie in [0, 1], got {config.still_share}")
     if config.stream.context_level > config.levels.context_noise_max:
         raise ConfigError(f"{path}: stream.context_level {config.stream.context_level} is outside the context noise "
                           f"the model is trained on (levels.context_noise_max {config.levels.context_noise_max})")

@@ -137,6 +137,9 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
     teacher = GuidanceTeacher(cfg.guidance, cfg.model_config(), d.device) if cfg.guidance else None
     if d.is_main:
         _write_bundle_parts(run_dir, cfg, shards)
+        if cfg.still_share:
+            log.info("%.0f %% of the clips drawn from the %d still ones", 100 * cfg.still_share,
+                     len(shards.still_starts()))
         if cfg.own_context:
             log.info("context from the model's own estimates in %.0f %% of the stream-shaped clips (levels %s)",
                      100 * cfg.own_context.share, list(cfg.own_context.levels))
@@ -153,7 +156,7 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
             group["lr"] = warmup_stable_cooldown(step, schedule)
         layout = sample_layout(np.random.default_rng([cfg.train.seed, step]), cfg.stream, cfg.levels)
         rng = np.random.default_rng([cfg.train.seed, step, d.rank])     # a resumed run draws what it would have
-        clips = shards.sample(rng, per_process)
+        clips = shards.sample(rng, per_process, cfg.still_share)
         generator = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
         embedded = prompts.embed_many(clips.texts)
         cuts = context_rows(rng, layout, cfg.levels.scene_cut, per_process)
