@@ -217,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     ew.add_argument("--still-frames", type=int, default=320, help="frames the still-scene run (a stopped player) "
                     "goes on after the stop (0 skips it)")
     ew.add_argument("--still-sheet", default=None, help="also write the still-scene run's frames, a row per scene "
-                    "(PNG), here")
+                    "and held action (PNG), here")
     ew.add_argument("--device", default=None)
     ew.add_argument("--action-guidance", type=float, default=None, help="stream with this action guidance scale "
                     "(1 is off; two forwards a call) instead of the checkpoint's")

@@ -18,7 +18,7 @@ from matrix_sim.eval.rollout import continue_frames
 from matrix_sim.eval.scene_classifier import SceneClassifier, colour_histograms
 from matrix_sim.eval.sheets import LABEL_HEIGHT
 from matrix_sim.eval.still_scene import (HELDOUT_SEED, STILL_PROMPTS, frames_after_up_to, hold_figures,
-                                         still_footage)
+                                         still_eval, still_footage)
 from matrix_sim.eval.world_model_eval import eval_world_model
 from matrix_sim.models.checkpoint import CheckpointError
 from matrix_sim.models.probe import InverseDynamicsProbe
@@ -141,6 +141,18 @@ def test_still_footage_is_a_stopped_scene_of_the_source_world():
         assert frames[0].std() > 10                                           # a rendered scene, not a blank
 
 
+def test_still_scene_runs_on_under_each_held_action(tmp_path):
+    from matrix_sim.stream import WorldModel
+
+    world = WorldModel.from_pretrained(make_bundle(tmp_path / "bundle", stream=TINY_STREAM, lively=True))
+    common = dict(prompts=STILL_PROMPTS[:1], frames_after=(1, 4), context=4)
+    both = still_eval(world, **common)["held"]
+    assert both["brake"] != both["idle"]                    # a model that follows its actions
+    assert still_eval(world, held=("idle",), **common)["held"] == {"idle": both["idle"]}
+    with pytest.raises(ValueError, match=r"unknown held action\(s\) \['coast'\]"):
+        still_eval(world, held=("coast",), **common)
+
+
 def test_hold_figures_fall_when_the_still_picture_is_lost():
     still = still_footage("drive desert at sunset", HELDOUT_SEED, context=2)[-1]
     noise = np.random.default_rng(0).integers(0, 255, still.shape, dtype=np.uint8)
@@ -202,13 +214,17 @@ def test_eval_returns_every_figure(bundle, trained_probe, tmp_path):
         assert np.array_equal(tiles[LABEL_HEIGHT:LABEL_HEIGHT + 144, x:x + 256], footage[column * 16 + 8])
         assert tiles[2 * LABEL_HEIGHT + 144:, x:x + 256].std() > 1          # a generated frame, not background
     still = result["still_scene"]
-    assert still["what"] and list(still["psnr_by_frame"]) == list(still["edge_density_by_frame"]) == ["1", "8", "10"]
-    assert all(0 < v < 100 for v in still["psnr_by_frame"].values()) and 0 < still["codec_ceiling_psnr"] < 100
-    assert all(0 <= v <= 1 for v in still["edge_density_by_frame"].values()) and 0 < still["real_edge_density"] < 1
-    rows = np.asarray(Image.open(still["sheet"]))             # a row per scene: the real still picture, then 3 frames
-    assert rows.shape == (len(STILL_PROMPTS) * (144 + LABEL_HEIGHT), 4 * 256, 3)
+    assert still["what"] and list(still["held"]) == ["brake", "idle"] and 0 < still["codec_ceiling_psnr"] < 100
+    for held in still["held"].values():
+        assert list(held["psnr_by_frame"]) == list(held["edge_density_by_frame"]) == ["1", "8", "10"]
+        assert all(0 < v < 100 for v in held["psnr_by_frame"].values())
+        assert all(0 <= v <= 1 for v in held["edge_density_by_frame"].values()) and 0 < still["real_edge_density"] < 1
+    rows = np.asarray(Image.open(still["sheet"]))       # a row per scene and held action: the real picture, 3 frames
+    row = 144 + LABEL_HEIGHT
+    assert rows.shape == (2 * len(STILL_PROMPTS) * row, 4 * 256, 3)
     first = still_footage(STILL_PROMPTS[0], HELDOUT_SEED, context=4)[-1]
-    assert np.array_equal(rows[LABEL_HEIGHT:LABEL_HEIGHT + 144, :256], first)
+    for held in range(2):
+        assert np.array_equal(rows[held * row + LABEL_HEIGHT:(held + 1) * row, :256], first)
     assert result["prompt_switch_s"] is None or 0 < result["prompt_switch_s"] <= 12 / 16
     assert result["prompt_switch"]["what"] and len(result["prompt_switch"]["switches"]) == 1
 

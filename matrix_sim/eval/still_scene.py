@@ -4,8 +4,9 @@ Drift over minutes of driving can hide the worst case of a stream that feeds on 
 that does not move, where every error lands on the same pixels call after call. Real footage: the source
 world in a held-out clear-weather scene (no rain or snow, so the real picture is truly still), driven by the
 exploration policy, then braking until `context` frames in a row are identical (a walker stops at once, a
-car within a second). The model is primed with those still frames and continues under the brake action.
-Per frame after the stop: PSNR to the real still picture (what the source world keeps showing) and edge
+car within a second). The model is primed with those still frames and continues under each held action: a
+stopped player either keeps the brake down or lets go of every key (idle), and the two differ for a model
+that learned an exaggerated brake (train/guidance.py). Per frame after the stop: PSNR to the real still picture (what the source world keeps showing) and edge
 density (drift.frame_stats), beside the still picture through the autoencoder (the PSNR ceiling) and the
 real picture's own edge density. A world that holds still keeps both flat.
 """
@@ -28,8 +29,10 @@ HELDOUT_SEED = 2**31 + 500
 DRIVE_FRAMES = 30            # of the exploration policy before the brake: the scene is in motion first
 BRAKE_LIMIT = 96             # frames of braking allowed to reach a still picture
 EDGE = STATS.index("edge_density")
-WHAT = ("the model primed with a still real scene (the player stopped) and run on under the brake action: "
-        "PSNR to the real still picture and edge density, by frames after the stop, averaged over scenes")
+HELD = {"brake": Action(brake=1.0), "idle": Action()}
+WHAT = ("the model primed with a still real scene (the player stopped) and run on under each held action "
+        "(brake down, or idle): PSNR to the real still picture and edge density, by frames after the stop, "
+        "averaged over scenes")
 
 
 def still_footage(prompt: str, seed: int, context: int, width: int = 256, height: int = 144) -> np.ndarray:
@@ -45,7 +48,7 @@ def still_footage(prompt: str, seed: int, context: int, width: int = 256, height
             frame = world.step(policy.act(frame))
         still = [frame.image]
         for _ in range(BRAKE_LIMIT):
-            frame = world.step(Action(brake=1.0))
+            frame = world.step(HELD["brake"])
             still = still + [frame.image] if np.array_equal(frame.image, still[-1]) else [frame.image]
             if len(still) == context:
                 return np.stack(still)
@@ -69,31 +72,38 @@ def hold_figures(generated: np.ndarray, still: np.ndarray, frames_after: Sequenc
 
 
 def still_eval(world, prompts: Sequence[str] = STILL_PROMPTS, frames_after: Sequence[int] = FRAMES_AFTER,
-               context: int = 8, seed: int = 0, sheet: Optional[str | Path] = None) -> dict:
-    """Run `world` (a WorldModel) on from a still real scene per prompt; figures averaged over the prompts;
-    sheet: also write a row per prompt (the real still picture, then the generated frames at frames_after)."""
-    brake = Action(brake=1.0).to_array()
+               context: int = 8, seed: int = 0, sheet: Optional[str | Path] = None,
+               held: Sequence[str] = tuple(HELD)) -> dict:
+    """Run `world` (a WorldModel) on from a still real scene per prompt, under each action named in `held`
+    (keys of HELD); figures averaged over the prompts; sheet: also write a row per prompt and held action
+    (the real still picture, then the generated frames at frames_after)."""
+    unknown = [name for name in held if name not in HELD]
+    if unknown:
+        raise ValueError(f"unknown held action(s) {unknown}; known: {list(HELD)}")
     longest = max(frames_after)
-    per_prompt, ceilings, real_edges, rows = [], [], [], []
+    per_action = {name: [] for name in held}
+    ceilings, real_edges, rows, labels = [], [], [], []
     for i, prompt in enumerate(prompts):
         images = still_footage(prompt, HELDOUT_SEED + i, context)
         still = images[-1]
-        actions = np.repeat(brake[None], context + longest + world.sampler.config.window_frames, axis=0)
-        generated = continue_frames(world, images, actions, context, longest, prompt, seed + i)
-        per_prompt.append(hold_figures(generated, still, frames_after))
         ceilings.append(psnr(reconstruct(world.vae, still[None])[0], still))
         real_edges.append(float(frame_stats(still)[EDGE]))
-        rows.append([still, *(generated[h - 1] for h in frames_after)])
+        for name in held:
+            actions = np.repeat(HELD[name].to_array()[None], context + longest + world.sampler.config.window_frames,
+                                axis=0)
+            generated = continue_frames(world, images, actions, context, longest, prompt, seed + i)
+            per_action[name].append(hold_figures(generated, still, frames_after))
+            rows.append([still, *(generated[h - 1] for h in frames_after)])
+            labels += [f"{prompt} (real, still)"] + [f"{name} held, +{h} frames" for h in frames_after]
     result = {"what": WHAT, "prompts": list(prompts), "frame_rate": world.frame_rate,
-              "psnr_by_frame": _mean_by_frame(per_prompt, "psnr", frames_after, 2),
-              "edge_density_by_frame": _mean_by_frame(per_prompt, "edge_density", frames_after, 4),
+              "held": {name: {"psnr_by_frame": _mean_by_frame(figures, "psnr", frames_after, 2),
+                              "edge_density_by_frame": _mean_by_frame(figures, "edge_density", frames_after, 4)}
+                       for name, figures in per_action.items()},
               "codec_ceiling_psnr": round(float(np.mean(ceilings)), 2),
               "real_edge_density": round(float(np.mean(real_edges)), 4)}
     if sheet is not None:
         from matrix_sim.eval.sheets import save_grid
 
-        labels = [f"{p} (real, still)" if j == 0 else f"generated, +{frames_after[j - 1]} frames"
-                  for p in prompts for j in range(len(frames_after) + 1)]
         result["sheet"] = str(save_grid([im for row in rows for im in row], labels, len(frames_after) + 1, sheet))
     return result
 
