@@ -35,6 +35,8 @@ def _cmd_record(args) -> None:
 
 
 def _cmd_bench(args) -> None:
+    from matrix_sim.stream.schedule import parse_overrides
+
     if args.what == "world":
         from matrix_sim.eval.bench_world import bench_world
 
@@ -43,12 +45,13 @@ def _cmd_bench(args) -> None:
         from matrix_sim.eval.bench_levers import bench_levers
 
         result = bench_levers(args.config, args.checkpoint, calls=args.calls, progress=not args.quiet,
-                              compile_dit=args.compile)
+                              compile_dit=args.compile, stream_overrides=parse_overrides(args.stream))
     else:
         from matrix_sim.eval.bench_play import bench_play
 
         result = bench_play(seconds=args.seconds, config=args.config, checkpoint=args.checkpoint,
-                            progress=not args.quiet, video=args.video, threads=args.threads, upscaler=args.upscaler)
+                            progress=not args.quiet, video=args.video, threads=args.threads, upscaler=args.upscaler,
+                            stream_overrides=parse_overrides(args.stream))
     _print_json(result, args.json)
 
 
@@ -86,6 +89,7 @@ def _cmd_eval_vae(args) -> None:
 def _cmd_eval(args) -> None:
     from matrix_sim.client.worlds import find_checkpoint
     from matrix_sim.eval.world_model_eval import eval_world_model
+    from matrix_sim.stream.schedule import parse_overrides
 
     checkpoint = args.checkpoint or find_checkpoint()
     if checkpoint is None:
@@ -93,7 +97,7 @@ def _cmd_eval(args) -> None:
     result = eval_world_model(checkpoint, probe=args.probe, drift_frames=args.drift_frames,
                               drift_prompt=args.drift_prompt, starts_per_scene=args.starts_per_scene,
                               seed=args.seed, device=args.device, progress=not args.quiet, sheet=args.sheet,
-                              action_guidance=args.action_guidance, drift_sheet=args.drift_sheet,
+                              stream_overrides=parse_overrides(args.stream), drift_sheet=args.drift_sheet,
                               still_frames=args.still_frames, still_sheet=args.still_sheet)
     _print_json(result, args.json)
 
@@ -166,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--video", default=None, help="play: keep the main run's mp4 here")
     bench.add_argument("--threads", type=positive_int, default=None, help="play: torch threads (default: as the game "
                        "picks, every core but one on a CPU; one side run uses torch's own count)")
+    bench.add_argument("--stream", action="append", default=[], metavar="KEY=VALUE", help="play, levers: run "
+                       "the stream with this setting instead of the model's (repeatable), e.g. levels=2")
     bench.add_argument("--upscaler", default="auto", help="play: display upscaler (auto: as the game picks)")
     bench.set_defaults(func=_cmd_bench)
 
@@ -219,8 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     ew.add_argument("--still-sheet", default=None, help="also write the still-scene run's frames, a row per scene "
                     "and held action (PNG), here")
     ew.add_argument("--device", default=None)
-    ew.add_argument("--action-guidance", type=float, default=None, help="stream with this action guidance scale "
-                    "(1 is off; two forwards a call) instead of the checkpoint's")
+    ew.add_argument("--stream", action="append", default=[], metavar="KEY=VALUE", help="run the stream with this "
+                    "setting instead of the checkpoint's (repeatable), e.g. levels=2 or action_guidance=3")
     ew.set_defaults(func=_cmd_eval)
 
     tp = sub.add_parser("train-probe", help="train the inverse-dynamics probe on recorded frame pairs")

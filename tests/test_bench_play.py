@@ -110,15 +110,17 @@ def test_bench_levers_times_each_variant(tmp_path, monkeypatch):
     json.dumps(result)
     variants = result["variants"]
     assert set(variants) == {"configured", "context_not_cached", "block_frames_1", "block_frames_4",  # 1 thread
-                             "action_guidance_3", "int8_dynamic"}
+                             "levels_2", "action_guidance_3", "int8_dynamic"}
     for v in variants.values():
         assert v["call_ms"] > 0
         assert v["ms_per_frame"] * v["block_frames"] == pytest.approx(v["call_ms"], rel=0.01)
-        assert v["window_latency_ms"] == pytest.approx(v["call_ms"] * STREAM["levels"], rel=0.01)
+        assert v["window_latency_ms"] == pytest.approx(v["call_ms"] * v["levels"], rel=0.01)
     assert variants["context_not_cached"]["cache_context"] is False and variants["configured"]["cache_context"]
     assert variants["int8_dynamic"]["dit"] == "int8_dynamic" and "output_rel_change" not in variants["configured"]
     assert 0 < variants["int8_dynamic"]["output_rel_change"] < 0.5          # a different model, not another one
     assert "output_rel_change" in variants["action_guidance_3"]
+    assert variants["levels_2"]["levels"] == 2 and variants["levels_2"]["output_rel_change"] > 0   # another stream
+    assert variants["levels_2"]["call_ms"] < variants["configured"]["call_ms"]                 # a shorter window
     assert variants["action_guidance_3"]["call_ms"] > variants["configured"]["call_ms"]     # two rows a call
 
 
@@ -157,3 +159,14 @@ def test_bench_levers_stdout_is_only_the_json(tmp_path):
                           "--config", str(config)], capture_output=True, text=True, timeout=300, env=env)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["variants"]["configured"]["call_ms"] > 0
+
+
+def test_bench_levers_runs_a_stream_override(tmp_path, monkeypatch):
+    from matrix_sim.eval.bench_levers import bench_levers
+
+    monkeypatch.setenv("MATRIX_SIM_DTYPE", "float32")
+    config = write_config(tmp_path, tmp_path / "no-data", tmp_path / "run", save_tiny_vae(tmp_path / "vae"),
+                          stream=STREAM)
+    result = bench_levers(config, calls=2, progress=False, stream_overrides={"levels": 2})
+    assert result["stream"]["levels"] == 2 and result["variants"]["configured"]["levels"] == 2
+    assert "levels_1" in result["variants"]

@@ -249,8 +249,8 @@ def test_eval_can_stream_with_action_guidance(trained_probe, tmp_path):
     common = dict(probe=trained_probe[0], scenes=SCENES[:1], context=4, starts_per_scene=1, drift_frames=0,
                   switches=[], device="cpu", progress=False)
     plain = eval_world_model(lively, **common)
-    guided = eval_world_model(lively, action_guidance=3.0, **common)
-    assert plain["action_guidance"] == 1.0 and guided["action_guidance"] == 3.0
+    guided = eval_world_model(lively, stream_overrides={"action_guidance": 3.0}, **common)
+    assert plain["stream"]["action_guidance"] == 1.0 and guided["stream"]["action_guidance"] == 3.0
     assert guided["psnr_by_horizon"] != plain["psnr_by_horizon"]            # the stream it scored was another
     assert guided["copy_last_psnr_by_horizon"] == plain["copy_last_psnr_by_horizon"]    # on the same clips
 

@@ -9,7 +9,7 @@ from diffusers import FlowMatchEulerDiscreteScheduler
 
 from matrix_sim.models.dit import WorldDiT
 from matrix_sim.stream.sampler import SwinSampler
-from matrix_sim.stream.schedule import StreamConfig, euler_step, level_schedule
+from matrix_sim.stream.schedule import StreamConfig, euler_step, level_schedule, parse_overrides
 
 from wm_helpers import TINY_LATENT, TINY_MODEL, one_thread  # noqa: F401 (autouse fixture)
 
@@ -119,3 +119,20 @@ def test_euler_step_agrees_with_diffusers_flow_match_scheduler():
         ours = euler_step(ours, v, s, s_next)
         theirs = scheduler.step(v, t, theirs).prev_sample
         assert torch.allclose(ours, theirs, atol=1e-5)
+
+
+def test_stream_overrides_from_the_command_line_are_typed_and_checked():
+    assert parse_overrides(["levels=2", "action_guidance=3", "retarget_actions=false", "shift=2.5"]) == {
+        "levels": 2, "action_guidance": 3, "retarget_actions": False, "shift": 2.5}
+    for bad, says in [("lvls=2", "unknown key 'lvls'"), ("levels", "KEY=VALUE"), ("levels=", "KEY=VALUE"),
+                      ("levels=2.5", "whole number"), ("retarget_actions=1", "true or false"),
+                      ("shift=yes", "number")]:
+        with pytest.raises(ValueError, match=says):
+            parse_overrides([bad])
+
+
+def test_eval_refuses_a_bad_stream_override_in_one_line(capsys):
+    from matrix_sim.cli import main
+
+    assert main(["eval", "--checkpoint", "checkpoints/tiny-cpu", "--stream", "levels=two"]) == 2
+    assert "levels takes a whole number" in capsys.readouterr().err

@@ -5,7 +5,7 @@ Each variant runs the Swin-DPM sampler (steady state: full context, full window)
 emitted frame, and the window latency (L calls: from an action entering the window to its frame leaving
 it, before decode and display). Variants: as configured; context keys/values recomputed every call instead
 of cached; RAIN's block size B halved and doubled (frames per level: bigger calls, fewer per frame, longer
-latency); torch on one thread instead of all; action guidance at w = 3 (two forwards a call: the cost a
+latency); one noise level fewer (L - 1 denoising steps a frame: a window of fewer blocks); torch on one thread instead of all; action guidance at w = 3 (two forwards a call: the cost a
 distilled model saves, train/guidance.py); on a CPU running float32, the DiT's linear layers in int8
 (dynamic quantisation; torch's int8 kernels take float32 inputs, so not under bfloat16 autocast); with
 `compile`, the DiT's blocks under torch.compile (its warm-up includes the compiling). Variants that change
@@ -73,6 +73,8 @@ def variants(stream: StreamConfig, threads: int, compile_dit: bool = False, int8
            flipped: Variant(replace(stream, cache_context=not stream.cache_context), threads)}
     for blocks in sorted({max(1, stream.block_frames // 2), stream.block_frames * 2} - {stream.block_frames}):
         out[f"block_frames_{blocks}"] = Variant(replace(stream, block_frames=blocks), threads)
+    if stream.levels > 1:            # one denoising step fewer: less work a call, a shorter window, another stream
+        out[f"levels_{stream.levels - 1}"] = Variant(replace(stream, levels=stream.levels - 1), threads)
     if threads > 1:
         out["one_thread"] = Variant(stream, 1)
     if not stream.guided:
@@ -100,9 +102,9 @@ def variant_dit(dit: WorldDiT, kind: str) -> WorldDiT:
 
 def bench_levers(config: str | Path = DEFAULT_CONFIG, checkpoint: Optional[str | Path] = None,
                  calls: int = DEFAULT_CALLS, device: Optional[str] = None, progress: bool = True,
-                 compile_dit: bool = False) -> dict:
+                 compile_dit: bool = False, stream_overrides: Optional[dict] = None) -> dict:
     torch_device = pick_device(device)
-    parts = load_parts(config, checkpoint)
+    parts = load_parts(config, checkpoint, stream_overrides=stream_overrides)
     dit = parts.dit.to(torch_device).eval()
     prompt = parts.prompts.embed(DEFAULT_PROMPT).to(torch_device)
     threads = torch.get_num_threads()
@@ -121,8 +123,11 @@ def bench_levers(config: str | Path = DEFAULT_CONFIG, checkpoint: Optional[str |
                              "window_latency_ms": round(1000 * timing.call_s * v.stream.levels, 1),
                              "warmup_s": round(timing.warmup_s, 2),
                              "block_frames": v.stream.block_frames, "cache_context": v.stream.cache_context,
-                             "threads": v.threads, "dit": v.dit, "action_guidance": v.stream.action_guidance}
-            if v.dit != "float" or v.stream.guided != parts.info.stream.guided:       # another model's output
+                             "threads": v.threads, "dit": v.dit, "action_guidance": v.stream.action_guidance,
+                             "levels": v.stream.levels}
+            configured = parts.info.stream
+            if v.dit != "float" or (v.stream.guided, v.stream.levels) != (configured.guided, configured.levels):
+                # another model's output, or another stream's
                 results[name]["output_rel_change"] = round(relative_change(timing.latents, reference), 5)
     finally:
         torch.set_num_threads(threads)

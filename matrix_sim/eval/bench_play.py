@@ -281,14 +281,15 @@ def _summary(run: dict, gflop_per_frame: float, peak: float) -> dict:
 def bench_play(seconds: float = DEFAULT_SECONDS, config: str | Path = DEFAULT_CONFIG,
                checkpoint: Optional[str | Path] = None, progress: bool = True, *, video: Optional[str | Path] = None,
                device: Optional[str] = None, threads: Optional[int] = None, upscaler: str = AUTO,
-               frame_size: Optional[tuple[int, int]] = None, seed: int = 0) -> dict:
+               frame_size: Optional[tuple[int, int]] = None, seed: int = 0,
+               stream_overrides: Optional[dict] = None) -> dict:
     """Play `seconds` of Swin-DPM as configured, then seconds / 2 each with retarget_actions flipped, on
     torch's own thread count, and of the frame-by-frame baseline; returns the figures as one JSON-ready dict.
 
     checkpoint: a world-model bundle (else a random-weight model of `config`'s shape); video: keep the main
     run's mp4 here (else a temporary file); threads: torch's intra-op threads (default: as the game picks,
     device.game_threads); frame_size: (width, height) of generated frames when the config's latent data is
-    absent (default 256x144).
+    absent (default 256x144); stream_overrides: StreamConfig fields to play instead of the model's (e.g. levels).
     """
     if seconds <= 0:
         raise ValueError(f"--seconds must be positive, got {seconds}")
@@ -298,7 +299,7 @@ def bench_play(seconds: float = DEFAULT_SECONDS, config: str | Path = DEFAULT_CO
     old_threads = torch.get_num_threads()
     used_threads = game_threads(torch_device, threads) or old_threads
     try:
-        parts = load_parts(config, checkpoint, seed=seed, frame_size=frame_size)
+        parts = load_parts(config, checkpoint, seed=seed, frame_size=frame_size, stream_overrides=stream_overrides)
         flops = model_flops(parts, torch_device)
         screen = Screen(upscaler)
         renderer, used_upscaler = screen.renderer, screen.display.upscaler

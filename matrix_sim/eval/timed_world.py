@@ -167,10 +167,11 @@ class HashEncoder:
 
 
 def load_parts(config: str | Path, checkpoint: Optional[str | Path] = None, seed: int = 0,
-               frame_size: Optional[tuple[int, int]] = None) -> Parts:
-    """A trained bundle when `checkpoint` is given, else a random-weight model of `config`'s shape."""
+               frame_size: Optional[tuple[int, int]] = None, stream_overrides: Optional[dict] = None) -> Parts:
+    """A trained bundle when `checkpoint` is given, else a random-weight model of `config`'s shape;
+    stream_overrides: StreamConfig fields to run instead of the bundle's or the config's."""
     if checkpoint is not None:
-        world = WorldModel.from_pretrained(checkpoint, device="cpu")
+        world = WorldModel.from_pretrained(checkpoint, device="cpu", stream_overrides=stream_overrides)
         return Parts(world.dit, world.vae, world.prompts, world.info,
                      {"weights": "trained", "autoencoder": "trained", "prompts": "checkpoint",
                       "checkpoint": str(checkpoint), "config": None})
@@ -188,7 +189,7 @@ def load_parts(config: str | Path, checkpoint: Optional[str | Path] = None, seed
         vae, vae_source = FrameAutoencoder(**load_yaml(VAE_CONFIG)["model"]), f"random ({VAE_CONFIG.name} shape)"
     latent_shape, frame_rate = _latent_layout(cfg, vae, frame_size)
     prompts, prompt_source = _prompts(Path(cfg.run_dir))
-    info = bundle.BundleInfo(cfg.stream, latent_shape, frame_rate)
+    info = bundle.BundleInfo(replace(cfg.stream, **(stream_overrides or {})), latent_shape, frame_rate)
     return Parts(dit, vae, prompts, info, {"weights": "random", "autoencoder": vae_source, "prompts": prompt_source,
                                            "checkpoint": None, "config": str(config)})
 

@@ -20,6 +20,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -127,7 +128,7 @@ def eval_world_model(checkpoint: str | Path, probe: str | Path = DEFAULT_PROBE_D
                      drift_prompt: str = DEFAULT_DRIFT_PROMPT, drift_window_s: float = 60.0,
                      switches=DEFAULT_SWITCHES, switch_frames: int = 64, switch_persist: int = 4, seed: int = 0,
                      device: Optional[str] = None, progress: bool = True, sheet: Optional[str | Path] = None,
-                     action_guidance: Optional[float] = None, drift_sheet: Optional[str | Path] = None,
+                     stream_overrides: Optional[dict] = None, drift_sheet: Optional[str | Path] = None,
                      still_frames: int = 320, still_sheet: Optional[str | Path] = None) -> dict:
     """Every figure of issue 4 for the world-model bundle at `checkpoint`, as one JSON-ready dict.
 
@@ -136,17 +137,17 @@ def eval_world_model(checkpoint: str | Path, probe: str | Path = DEFAULT_PROBE_D
     sheet: also write true | generated frames at each horizon for a few of the clips (a PNG) here;
     drift_sheet: also write the drift run's middle frame of each window, real above generated (a PNG), here;
     still_frames: frames the still-scene run goes on after the stop (0 skips it); still_sheet: its PNG here;
-    action_guidance: run the stream with this guidance scale instead of the checkpoint's (StreamConfig)."""
+    stream_overrides: StreamConfig fields to run the stream with instead of the checkpoint's (e.g. levels,
+    action_guidance); the result's `stream` is the configuration that was scored."""
     from matrix_sim.stream import WorldModel
 
     started = time.perf_counter()
-    overrides = {"action_guidance": action_guidance} if action_guidance is not None else None
-    world = WorldModel.from_pretrained(checkpoint, device=device, stream_overrides=overrides)
+    world = WorldModel.from_pretrained(checkpoint, device=device, stream_overrides=stream_overrides)
     probe_model = load_probe(probe, world.torch_device)
     scenes = list(scenes) if scenes else heldout_scenes()
     result = {"checkpoint": str(checkpoint), "probe": str(probe), "device": world.device,
               "threads": torch.get_num_threads(), "frame_rate": world.frame_rate, "context_frames": context,
-              "action_guidance": world.sampler.config.action_guidance,
+              "stream": dataclasses.asdict(world.sampler.config),
               "probe_predicts": "turn: left/straight/right (|turn| > %g); forward: back/none/forward (|forward| > %g)"
                                 % (probe_model.config.turn_threshold, probe_model.config.forward_threshold)}
     timings = {}

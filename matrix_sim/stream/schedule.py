@@ -4,9 +4,11 @@ Rectified flow (DESIGN.md): x_s = (1 - s) * x0 + s * noise, v = noise - x0, Eule
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
+import yaml
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,28 @@ class StreamConfig:
     def clip_frames(self) -> int:
         """Frames one training clip holds: the context and a full window."""
         return self.context_frames + self.window_frames
+
+
+_FIELD_TYPES = {"int": int, "float": (int, float), "bool": bool}     # StreamConfig's annotations, as strings
+_FIELD_TYPES_NAMED = {int: "whole number", (int, float): "number", bool: "true or false"}
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """`KEY=VALUE` strings (the command line's `--stream levels=2`) as StreamConfig overrides, values read as
+    YAML scalars; an unknown key or a malformed pair is a ValueError naming it and the known keys."""
+    known = {f.name: _FIELD_TYPES[f.type] for f in dataclasses.fields(StreamConfig)}
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not value:
+            raise ValueError(f"stream override {pair!r}: expected KEY=VALUE, e.g. levels=2")
+        if key not in known:
+            raise ValueError(f"stream override {pair!r}: unknown key {key!r}; known: {sorted(known)}")
+        parsed = yaml.safe_load(value)
+        if isinstance(parsed, bool) != (known[key] is bool) or not isinstance(parsed, known[key]):
+            raise ValueError(f"stream override {pair!r}: {key} takes a {_FIELD_TYPES_NAMED[known[key]]}")
+        overrides[key] = parsed
+    return overrides
 
 
 def shift_levels(s: torch.Tensor, shift: float) -> torch.Tensor:
