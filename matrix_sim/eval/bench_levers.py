@@ -5,7 +5,8 @@ Each variant runs the Swin-DPM sampler (steady state: full context, full window)
 emitted frame, and the window latency (L calls: from an action entering the window to its frame leaving
 it, before decode and display). Variants: as configured; context keys/values recomputed every call instead
 of cached; RAIN's block size B halved and doubled (frames per level: bigger calls, fewer per frame, longer
-latency); one noise level fewer (L - 1 denoising steps a frame: a window of fewer blocks); torch on one thread instead of all; action guidance at w = 3 (two forwards a call: the cost a
+latency); one noise level fewer (L - 1 denoising steps a frame: a window of fewer blocks); torch on one
+thread instead of all; action guidance at w = 3 (two forwards a call: the cost a
 distilled model saves, train/guidance.py); on a CPU running float32, the DiT's linear layers in int8
 (dynamic quantisation; torch's int8 kernels take float32 inputs, so not under bfloat16 autocast); with
 `compile`, the DiT's blocks under torch.compile (its warm-up includes the compiling). Variants that change
