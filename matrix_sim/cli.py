@@ -136,6 +136,13 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
+def _stream_option(parser: argparse.ArgumentParser, applies_to: str = "") -> None:
+    """--stream KEY=VALUE, read by stream.schedule.parse_overrides: the commands that run a trained stream."""
+    parser.add_argument("--stream", action="append", default=[], metavar="KEY=VALUE", help=f"{applies_to}run the "
+                        "stream with this setting instead of the model's (repeatable), e.g. levels=2 or "
+                        "action_guidance=3")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m matrix_sim", description=__doc__.splitlines()[0])
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -170,8 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--video", default=None, help="play: keep the main run's mp4 here")
     bench.add_argument("--threads", type=positive_int, default=None, help="play: torch threads (default: as the game "
                        "picks, every core but one on a CPU; one side run uses torch's own count)")
-    bench.add_argument("--stream", action="append", default=[], metavar="KEY=VALUE", help="play, levers: run "
-                       "the stream with this setting instead of the model's (repeatable), e.g. levels=2")
+    _stream_option(bench, "play, levers: ")
     bench.add_argument("--upscaler", default="auto", help="play: display upscaler (auto: as the game picks)")
     bench.set_defaults(func=_cmd_bench)
 
@@ -225,8 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     ew.add_argument("--still-sheet", default=None, help="also write the still-scene run's frames, a row per scene "
                     "and held action (PNG), here")
     ew.add_argument("--device", default=None)
-    ew.add_argument("--stream", action="append", default=[], metavar="KEY=VALUE", help="run the stream with this "
-                    "setting instead of the checkpoint's (repeatable), e.g. levels=2 or action_guidance=3")
+    _stream_option(ew)
     ew.set_defaults(func=_cmd_eval)
 
     tp = sub.add_parser("train-probe", help="train the inverse-dynamics probe on recorded frame pairs")

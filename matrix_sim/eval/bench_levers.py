@@ -110,9 +110,9 @@ def bench_levers(config: str | Path = DEFAULT_CONFIG, checkpoint: Optional[str |
     prompt = parts.prompts.embed(DEFAULT_PROMPT).to(torch_device)
     threads = torch.get_num_threads()
     int8 = torch_device.type == "cpu" and compute_dtype(torch_device) == torch.float32
-    results, reference = {}, None
+    results, reference, configured = {}, None, parts.info.stream
     try:
-        for name, v in tqdm(variants(parts.info.stream, threads, compile_dit, int8).items(), desc="levers",
+        for name, v in tqdm(variants(configured, threads, compile_dit, int8).items(), desc="levers",
                             disable=not progress):
             torch.set_num_threads(v.threads)
             sampler = SwinSampler(variant_dit(dit, v.dit), v.stream, parts.info.latent_shape, torch_device)
@@ -126,7 +126,6 @@ def bench_levers(config: str | Path = DEFAULT_CONFIG, checkpoint: Optional[str |
                              "block_frames": v.stream.block_frames, "cache_context": v.stream.cache_context,
                              "threads": v.threads, "dit": v.dit, "action_guidance": v.stream.action_guidance,
                              "levels": v.stream.levels}
-            configured = parts.info.stream
             if v.dit != "float" or (v.stream.guided, v.stream.levels) != (configured.guided, configured.levels):
                 # another model's output, or another stream's
                 results[name]["output_rel_change"] = round(relative_change(timing.latents, reference), 5)
