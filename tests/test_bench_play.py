@@ -39,6 +39,9 @@ def test_bench_play_figures_and_video(tmp_path):
     assert {"on", "off"} <= set(result["retarget_actions"])
     assert all(result["retarget_actions"][k]["latency_ms"] > 0 for k in ("on", "off"))
     assert result["video_frames"] == mp4_frames(video) == result["runs"]["swin"]["video_frames"]
+    lever = result["decode_ahead"]                         # on a CPU the game decodes ahead; measured against off
+    assert lever["used"] and all(lever[k]["fps"] > 0 and lever[k]["latency_ms"] > 0 for k in ("on", "off"))
+    assert lever["on"]["fps"] == result["fps"] and result["runs"]["serial"]["frames"] > 0
 
 
 def test_bench_play_from_a_checkpoint(tmp_path, monkeypatch):

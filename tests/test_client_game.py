@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +33,8 @@ from matrix_sim.client.options import Options
 from matrix_sim.client.recorder import Recorder
 from matrix_sim.client.worlds import open_world
 
+from wm_helpers import TINY_STREAM, make_bundle
+
 REPO = Path(__file__).resolve().parent.parent
 TIMEOUT_S = 20.0
 HUD_BOX = (slice(MARGIN, MARGIN + 150), slice(MARGIN, MARGIN + PANEL_W))   # rows, columns of the status panel
@@ -39,8 +42,8 @@ CENTRE = (slice(300, 420), slice(400, 880))
 
 
 @contextmanager
-def game(tmp_path, **kw):
-    g = Game(Options(world="engine", recordings_dir=tmp_path / "rec", screenshots_dir=tmp_path / "shots",
+def game(tmp_path, world="engine", **kw):
+    g = Game(Options(world=world, recordings_dir=tmp_path / "rec", screenshots_dir=tmp_path / "shots",
                      progress=False, **kw))
     g.start()
     try:
@@ -154,6 +157,23 @@ def test_steering_changes_the_image_and_backspace_resets(tmp_path):
         assert np.abs(steered.image.astype(int) - straight.image).mean() > 5
 
 
+def test_live_play_of_the_world_model_decodes_ahead_and_follows_the_keys(tmp_path):
+    """The player's game on a (tiny, random) world model: the DiT and the decoder overlap on their own threads,
+    held keys reach the frames, and the picture is the model's, upscaled."""
+    from matrix_sim.actions import Action
+
+    bundle = make_bundle(tmp_path / "bundle", stream={**TINY_STREAM, "block_frames": 2}, lively=True)
+    with game(tmp_path, world="model", checkpoint=str(bundle), prompt="drive desert by day") as g:
+        frames(g, 2)
+        assert g.worker.handle.world._ahead is not None
+        assert {"dit", "decode"} <= {t.name.split("_")[0] for t in threading.enumerate()}
+        idle = g.screen_pixels()
+        held = _drive(g, [pygame.K_w], 12)
+        assert held.action == Action(forward=1.0)
+        steered = g.screen_pixels()
+        assert steered[CENTRE].std() > 5 and np.abs(steered[CENTRE].astype(int) - idle[CENTRE]).mean() > 1
+
+
 class VirtualPad:
     """A virtual SDL game controller (SDL_JoystickAttachVirtual on pygame's own SDL)."""
 
@@ -256,8 +276,8 @@ class FailingWorld:
 
 
 def test_recording_stays_valid_when_the_world_raises(tmp_path, monkeypatch):
-    def failing(kind, checkpoint, progress, threads=None):
-        handle = open_world(kind, checkpoint, progress, threads)
+    def failing(kind, checkpoint, progress, threads=None, live=False):
+        handle = open_world(kind, checkpoint, progress, threads, live)
         handle.world = FailingWorld(handle.world, 9)
         return handle
 

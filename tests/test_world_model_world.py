@@ -1,4 +1,6 @@
 """WorldModel: the World protocol over the stream, from a prompt alone or from real frames, with random weights."""
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -42,6 +44,30 @@ def test_reset_again_restarts_the_same_stream(world):
     world.step(Action())
     b = [world.reset("drive desert by day", seed=5).image] + [world.step(Action(turn=0.5)).image for _ in range(3)]
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_decoding_ahead_makes_the_same_frames_and_restarts_cleanly(checkpoint, world):
+    """With one action held from the real start on, the overlapped world (the game's live play) makes the plain
+    world's frames, also after a restart that lands while blocks are in flight; close ends its threads."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (5, 144, 256, 3), dtype=np.uint8)
+    held = Action(turn=-0.5)
+    actions = np.tile(held.to_array(), (5, 1))
+    ahead = WorldModel.from_pretrained(checkpoint, device="cpu", decode_ahead=True)
+    try:
+        for w in (world, ahead):
+            w.prime(images[::-1].copy(), actions, "drive desert by day", seed=4)
+            [w.step(Action(forward=1.0)) for _ in range(5)]
+        assert ahead._ahead.in_flight > 0
+        plain, overlapped = ([w.prime(images, actions, "walk coast at sunset", seed=7)] +
+                             [w.step(held) for _ in range(9)] for w in (world, ahead))
+        assert [f.index for f in overlapped] == list(range(10))
+        assert all(np.array_equal(a.image, b.image) and a.action == b.action == held
+                   for a, b in zip(plain, overlapped))
+        assert overlapped[-1].mode == "walk"
+    finally:
+        ahead.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith(("dit", "decode"))]
 
 
 def test_prompt_switch_changes_mode(world):

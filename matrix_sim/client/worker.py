@@ -44,9 +44,12 @@ class LiveSource:
         self._commands: deque = deque([("reset", prompt)] if prompt is not None else [])
         self._action = (IDLE, time.perf_counter())
         self.paused = False
+        self.steer: Optional[Callable[[Action], None]] = None    # the world's, if it takes actions between steps
 
     def set_action(self, action: Action, t: float) -> None:
         self._action = (action, t)
+        if self.steer is not None:
+            self.steer(action)
 
     def command(self, op: tuple) -> None:
         """Queue ("prompt", text) or ("reset", None); None resets from the world's current prompt."""
@@ -126,6 +129,8 @@ class WorldWorker(threading.Thread):
 
         try:
             self.handle = self._opener(progress)
+            if isinstance(self.source, LiveSource):      # the player's keys reach a model's calls between frames
+                self.source.steer = getattr(self.handle.world, "steer", None)
             self.log = SessionLog(self.handle.kind, self.seed, self.handle.frame_rate, self.handle.checkpoint)
             bar.close()
             self.ready.set()
@@ -192,9 +197,11 @@ class WorldWorker(threading.Thread):
 
 
 def start_world(options, source, paced: bool) -> WorldWorker:
-    """Decide which world to play (errors now, before any loading) and start its thread."""
+    """Decide which world to play (errors now, before any loading) and start its thread; the player's real-time
+    play is `live` (a replay or a script keeps each frame to its op's action)."""
     kind, checkpoint = choose_kind(options.world, options.checkpoint)
-    worker = WorldWorker(lambda progress: open_world(kind, checkpoint, progress, options.threads), source,
-                         options.seed, paced)
+    live = paced and isinstance(source, LiveSource)
+    worker = WorldWorker(lambda progress: open_world(kind, checkpoint, progress, options.threads, live=live),
+                         source, options.seed, paced)
     worker.start()
     return worker

@@ -1,7 +1,8 @@
 """`python -m matrix_sim bench play`: the whole game loop, headless, on scripted actions; one JSON object.
 
 The loop is the client's: the world thread (client.worker.WorldWorker, unpaced, so fps is what the machine
-can do) steps the world model (DiT + Swin-DPM) and decodes; this thread draws the HUD, upscales to 1280x720
+can do) steps the world model (DiT + Swin-DPM) and decodes (on a CPU, as the game's live play does, with the
+DiT calls and the decodes on two threads that overlap: stream/decode_ahead.py); this thread draws the HUD, upscales to 1280x720
 with the display shader, reads the canvas back and hands it to the mp4 recorder, whose encoder runs in its
 own thread, all on the same cores, as in the game. Actions come from a seeded script that changes the
 action every 0.5-1 s, set at wall-clock times as a player's keys would be.
@@ -10,8 +11,8 @@ Latency is measured the way the HUD shows it, from the moment the action changed
 frame conditioned on it (Frame.action, the sampler's bookkeeping of the action a frame was generated with)
 has been composited and read back. The runs share the networks: Swin-DPM as the config sets
 `retarget_actions` on the torch threads the game uses (device.game_threads: every core but one on a CPU),
-Swin-DPM with retarget_actions flipped (the latency lever), Swin-DPM on torch's own thread count (all
-cores: the thread lever), and the frame-by-frame baseline (timed_world.FrameByFrameSampler). Model FLOPs
+Swin-DPM with retarget_actions flipped (the latency lever), Swin-DPM without decoding ahead (the overlap
+lever), Swin-DPM on torch's own thread count (all cores: the thread lever), and the frame-by-frame baseline (timed_world.FrameByFrameSampler). Model FLOPs
 are counted on one steady-state step of each, and the matmul peak they are held against is measured in
 the same process, in the compute dtype the device uses, on all cores.
 """
@@ -283,8 +284,9 @@ def bench_play(seconds: float = DEFAULT_SECONDS, config: str | Path = DEFAULT_CO
                device: Optional[str] = None, threads: Optional[int] = None, upscaler: str = AUTO,
                frame_size: Optional[tuple[int, int]] = None, seed: int = 0,
                stream_overrides: Optional[dict] = None) -> dict:
-    """Play `seconds` of Swin-DPM as configured, then seconds / 2 each with retarget_actions flipped, on
-    torch's own thread count, and of the frame-by-frame baseline; returns the figures as one JSON-ready dict.
+    """Play `seconds` of Swin-DPM as configured and as the game plays it (decoding ahead on a CPU), then
+    seconds / 2 each with retarget_actions flipped, of the frame-by-frame baseline, without decoding ahead, and on
+    torch's own thread count; returns the figures as one JSON-ready dict.
 
     checkpoint: a world-model bundle (else a random-weight model of `config`'s shape); video: keep the main
     run's mp4 here (else a temporary file); threads: torch's intra-op threads (default: as the game picks,
@@ -305,24 +307,29 @@ def bench_play(seconds: float = DEFAULT_SECONDS, config: str | Path = DEFAULT_CO
         renderer, used_upscaler = screen.renderer, screen.display.upscaler
         side = max(1.0, SIDE_RUN_FRACTION * seconds)
         configured = parts.info.stream.retarget_actions
+        ahead = torch_device.type == "cpu"           # as the game's live play (client.worlds.open_world)
         with tempfile.TemporaryDirectory() as tmp:
             main_video = Path(video) if video else Path(tmp) / "swin.mp4"
             try:
                 # a world thread takes torch's thread count when it first runs an op: set it before the runs
                 torch.set_num_threads(used_threads)
                 runs = {
-                    "swin": play(parts.world(torch_device), screen, seconds, main_video, seed, progress=progress,
-                                 label="Swin-DPM"),
-                    "swin_flipped": play(parts.world(torch_device, retarget=not configured), screen, side,
-                                         Path(tmp) / "flipped.mp4", seed, progress=progress,
+                    "swin": play(parts.world(torch_device, decode_ahead=ahead), screen, seconds, main_video, seed,
+                                 progress=progress, label="Swin-DPM"),
+                    "swin_flipped": play(parts.world(torch_device, retarget=not configured, decode_ahead=ahead),
+                                         screen, side, Path(tmp) / "flipped.mp4", seed, progress=progress,
                                          label=f"Swin-DPM, retarget_actions {not configured}"),
-                    "baseline": play(parts.world(torch_device, "frame_by_frame"), screen, side,
+                    "baseline": play(parts.world(torch_device, "frame_by_frame", decode_ahead=ahead), screen, side,
                                      Path(tmp) / "baseline.mp4", seed, progress=progress, label="frame-by-frame"),
                 }
+                if ahead:
+                    runs["serial"] = play(parts.world(torch_device), screen, side, Path(tmp) / "serial.mp4", seed,
+                                          progress=progress, label="Swin-DPM, decode not ahead")
                 if old_threads != used_threads:
                     torch.set_num_threads(old_threads)
-                    runs["other_threads"] = play(parts.world(torch_device), screen, side, Path(tmp) / "threads.mp4",
-                                                 seed, progress=progress, label=f"Swin-DPM, {old_threads} threads")
+                    runs["other_threads"] = play(parts.world(torch_device, decode_ahead=ahead), screen, side,
+                                                 Path(tmp) / "threads.mp4", seed, progress=progress,
+                                                 label=f"Swin-DPM, {old_threads} threads")
             finally:
                 screen.release()
             video_frames = mp4_frames(main_video)
@@ -353,6 +360,11 @@ def _result(parts: Parts, runs: dict, flops: dict, peak: float, dtype, video_fra
         other = _summary(runs["other_threads"], swin_gflop, peak)
         threads_lever["used_run"] = {k: summary[k] for k in lever_keys}
         threads_lever["torch_default_run"] = {k: other[k] for k in lever_keys}
+    decode_ahead = {"used": "serial" in runs}
+    if "serial" in runs:                                            # the overlap lever: on (as played) and off
+        serial = _summary(runs["serial"], swin_gflop, peak)
+        decode_ahead["on"] = {k: summary[k] for k in lever_keys}
+        decode_ahead["off"] = {k: serial[k] for k in lever_keys}
     stream = parts.info.stream
     by_retarget = {stream.retarget_actions: main, not stream.retarget_actions: flipped}
     dit_step_gflop = flops["swin"] * main["frames_per_step"] / 1e9
@@ -381,6 +393,7 @@ def _result(parts: Parts, runs: dict, flops: dict, peak: float, dtype, video_fra
                      f"{stream.levels} steps over context + 1 frame, before the next frame starts"},
         "runs": runs,
         "threads": threads_lever,
+        "decode_ahead": decode_ahead,
         "video_frames": video_frames,
         **parts.source,
         "model": {**{k: parts.dit.config[k] for k in ("width", "depth", "heads", "patch_size")},

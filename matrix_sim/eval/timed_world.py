@@ -116,8 +116,9 @@ SAMPLERS = {"swin": TimedSwinSampler, "frame_by_frame": TimedFrameByFrameSampler
 class TimedWorldModel(WorldModel):
     """WorldModel with its sampler swapped for a timed one (Swin-DPM or the frame-by-frame baseline)."""
 
-    def __init__(self, dit, vae, prompts, info: bundle.BundleInfo, device: torch.device, sampler: str = "swin"):
-        super().__init__(dit, vae, prompts, info, device)
+    def __init__(self, dit, vae, prompts, info: bundle.BundleInfo, device: torch.device, sampler: str = "swin",
+                 decode_ahead: bool = False):
+        super().__init__(dit, vae, prompts, info, device, decode_ahead=decode_ahead)
         self.clock = StageClock(self.torch_device)
         self.sampler = SAMPLERS[sampler](self.dit, info.stream, info.latent_shape, self.torch_device)
         self.sampler.clock = self.clock
@@ -147,11 +148,12 @@ class Parts:
     info: bundle.BundleInfo
     source: dict          # weights, autoencoder, prompts, config / checkpoint: what the figures were measured with
 
-    def world(self, device: torch.device, sampler: str = "swin", retarget: Optional[bool] = None) -> TimedWorldModel:
+    def world(self, device: torch.device, sampler: str = "swin", retarget: Optional[bool] = None,
+              decode_ahead: bool = False) -> TimedWorldModel:
         info = self.info
         if retarget is not None:
             info = replace(info, stream=replace(info.stream, retarget_actions=retarget))
-        return TimedWorldModel(self.dit, self.vae, self.prompts, info, device, sampler)
+        return TimedWorldModel(self.dit, self.vae, self.prompts, info, device, sampler, decode_ahead)
 
 
 class HashEncoder:

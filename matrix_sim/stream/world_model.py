@@ -5,7 +5,8 @@ starts from the prompt alone (reset) or from real frames (prime, e.g. the source
 with a starter (the game's choice, stream/starter.py) reset and set_prompt start the scene from a short
 source-world drive of it. reset again restarts the stream (the client's Backspace). A frame leaves the
 window L calls after it entered with its action; `retarget_actions` in the stream config lets window
-frames take the newest action.
+frames take the newest action. With `decode_ahead` (the game's choice on a CPU) the next DiT call runs while
+the last block decodes (stream/decode_ahead.py).
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from matrix_sim.models.dit import WorldDiT
 from matrix_sim.models.loading import load_autoencoder
 from matrix_sim.models.prompt import PromptBank
 from matrix_sim.stream import bundle
+from matrix_sim.stream.decode_ahead import DecodeAhead
 from matrix_sim.stream.sampler import Emitted, SwinSampler
 from matrix_sim.stream.starter import SourceStarter, starter_for
 from matrix_sim.world.base import Frame
@@ -41,7 +43,10 @@ def _no_progress(fraction: float, text: str) -> None:
 
 class WorldModel:
     def __init__(self, dit: WorldDiT, vae: FrameAutoencoder, prompts: PromptBank, info: bundle.BundleInfo,
-                 device: Optional[torch.device] = None, starter: Optional[SourceStarter] = None):
+                 device: Optional[torch.device] = None, starter: Optional[SourceStarter] = None,
+                 decode_ahead: bool = False):
+        """decode_ahead: run DiT calls and decodes on two threads that overlap (frames then follow the actions
+        given to step by when each call starts, not one for one: the game's live play, not a scripted run)."""
         self.torch_device = device or pick_device()
         self.dit = dit.to(self.torch_device).eval()
         self.vae = vae.to(self.torch_device).eval().to(memory_format=torch.channels_last)   # its fast layout
@@ -51,6 +56,7 @@ class WorldModel:
         self.device = describe(self.torch_device)        # what the client shows on the HUD
         self.sampler = SwinSampler(self.dit, info.stream, info.latent_shape, self.torch_device)
         self._queue: deque[tuple[np.ndarray, Action]] = deque()
+        self._ahead = DecodeAhead(self._call, self._frames) if decode_ahead else None
         self._action = IDLE
         self._embedding: Optional[torch.Tensor] = None
         self.index = -1
@@ -61,10 +67,11 @@ class WorldModel:
     @classmethod
     def from_pretrained(cls, checkpoint_dir: str | Path, progress: Optional[Progress] = None,
                         device: Optional[str] = None, start_from_source: bool = False,
-                        stream_overrides: Optional[dict] = None) -> "WorldModel":
+                        stream_overrides: Optional[dict] = None, decode_ahead: bool = False) -> "WorldModel":
         """Load a bundle (see matrix_sim.stream.bundle); progress(fraction, text) feeds a loading screen.
         start_from_source: reset and set_prompt start the scene from source-world frames (the game's choice).
-        stream_overrides: inference settings of the stream to change (e.g. {"action_guidance": 3.0})."""
+        stream_overrides: inference settings of the stream to change (e.g. {"action_guidance": 3.0});
+        decode_ahead: see __init__."""
         progress = progress or _no_progress
         root = bundle.bundle_root(checkpoint_dir)
         info = bundle.read_info(root)
@@ -80,7 +87,7 @@ class WorldModel:
             raise CheckpointError(f"{root}: latent channels disagree: {channels}")
         progress(0.8, "loading prompt embeddings")
         prompts = PromptBank.load(root / bundle.PROMPTS_FILE)
-        world = cls(dit, vae, prompts, info, pick_device(device))
+        world = cls(dit, vae, prompts, info, pick_device(device), decode_ahead=decode_ahead)
         if start_from_source:
             world.starter = starter_for(world)
         progress(1.0, f"world model ready on {world.device}")
@@ -125,8 +132,13 @@ class WorldModel:
     def step(self, action: Action) -> Frame:
         if self._embedding is None:
             raise RuntimeError("WorldModel.step before reset")
-        self._action = action
+        self.steer(action)
         return self._next_frame(action_known=True)
+
+    def steer(self, action: Action) -> None:
+        """The player's newest action, from any thread, between steps: the next DiT call takes it. Decoding
+        ahead, a call starts while the world thread waits for a block, so live play steers through this."""
+        self._action = action
 
     def set_prompt(self, prompt: str) -> None:
         """Takes effect on the frames still in the window and every frame after; with a starter, the stream
@@ -139,12 +151,16 @@ class WorldModel:
         self._condition(prompt)
 
     def close(self) -> None:
+        if self._ahead is not None:
+            self._ahead.close()
         self._queue.clear()
         if self.starter is not None:
             self.starter.close()
 
     # ---- internals --------------------------------------------------------------------------------
     def _restart(self, prompt: str, seed: int) -> None:
+        if self._ahead is not None:
+            self._ahead.stop()
         self.sampler.reset(seed)
         self._queue.clear()
         self._action = IDLE
@@ -152,14 +168,23 @@ class WorldModel:
         self._condition(prompt)
 
     def _next_frame(self, action_known: bool) -> Frame:
-        while not self._queue:
-            emitted = self.sampler.step(torch.as_tensor(self._action.to_array()), self._embedding)
-            if emitted is not None:
-                self._queue.extend(zip(self.decode(emitted), map(Action.from_array, emitted.actions.cpu().numpy())))
+        if not self._queue:
+            self._queue.extend(self._ahead.take() if self._ahead is not None else self._frames(self._call()))
         image, action = self._queue.popleft()
         self.index += 1
         return Frame(image=image, index=self.index, prompt=self.prompt, mode=self.mode,
                      action=action if action_known else None)
+
+    def _call(self) -> Emitted:
+        """Sampler calls with the newest action and prompt until a block comes out (one, once the window is full)."""
+        while True:
+            emitted = self.sampler.step(torch.as_tensor(self._action.to_array()), self._embedding)
+            if emitted is not None:
+                return emitted
+
+    def _frames(self, emitted: Emitted) -> list[tuple[np.ndarray, Action]]:
+        """A block's frames and the action each was generated with."""
+        return list(zip(self.decode(emitted), map(Action.from_array, emitted.actions.cpu().numpy())))
 
     @torch.inference_mode()
     def decode(self, emitted: Emitted) -> list[np.ndarray]:
