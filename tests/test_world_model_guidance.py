@@ -21,6 +21,13 @@ from wm_helpers import (TINY_MODEL, TINY_STREAM, lively_dit, one_thread,  # noqa
 LATENT = (4, 4, 6)
 
 
+@pytest.fixture(autouse=True)
+def float32(monkeypatch):
+    """The identities below hold to 1e-5 in float32; on a CPU where the race picks bfloat16 (AVX-512 BF16) the
+    model's rounding, not the guidance, would decide them."""
+    monkeypatch.setenv("MATRIX_SIM_DTYPE", "float32")
+
+
 def teacher_dir(directory):
     """A DiT folder whose output depends on the actions."""
     lively_dit().save_pretrained(directory / bundle.DIT_DIR)
