@@ -118,6 +118,12 @@ def game_threads(device: torch.device, requested: int | None = None) -> int | No
     return max(1, cpu_cores() - GAME_RESERVED_CORES)
 
 
+def decodes_ahead(device: torch.device) -> bool:
+    """Whether the game overlaps the DiT's next call with the last block's decode (stream/decode_ahead.py): on a
+    CPU each gets a core of its own; on a GPU both would queue on one stream."""
+    return device.type == "cpu"
+
+
 def describe(device: torch.device) -> str:
     """One line for logs and the HUD: which device, which format."""
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type.upper()

@@ -72,8 +72,8 @@ def open_world(kind: str, checkpoint: Optional[Path], progress: Progress, thread
                live: bool = False) -> WorldHandle:
     """Build the world (slow for a model: runs in the client's world thread behind the loading screen); a model
     runs on device.game_threads torch threads (`threads` if given), set from this thread, which steps it.
-    live: the player's real-time play; a model on the CPU then decodes ahead (stream/decode_ahead.py), while a
-    scripted run keeps every frame to the action its step was given."""
+    live: the player's real-time play; a model then decodes ahead where the device gains from it
+    (stream/decode_ahead.py), while a scripted run keeps every frame to the action its step was given."""
     if kind == "engine":
         from matrix_sim.world.engine import SourceWorld
 
@@ -83,13 +83,12 @@ def open_world(kind: str, checkpoint: Optional[Path], progress: Progress, thread
     try:
         import torch
 
-        from matrix_sim.device import cpu_cores, game_threads, pick_device
+        from matrix_sim.device import cpu_cores, game_threads
         from matrix_sim.stream import WorldModel
     except ImportError as exc:
         raise WorldUnavailable(f"the world model (matrix_sim.stream) is not available in this build: {exc}") from None
     progress(0.0, f"loading the world model from {checkpoint}")
-    world = WorldModel.from_pretrained(checkpoint, progress=progress, start_from_source=True,
-                                       decode_ahead=live and pick_device().type == "cpu")
+    world = WorldModel.from_pretrained(checkpoint, progress=progress, start_from_source=True, decode_ahead=live)
     device = getattr(world, "device", "cpu")
     before, use_threads = torch.get_num_threads(), game_threads(world.torch_device, threads)
     if use_threads:

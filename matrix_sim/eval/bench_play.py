@@ -1,20 +1,21 @@
 """`python -m matrix_sim bench play`: the whole game loop, headless, on scripted actions; one JSON object.
 
 The loop is the client's: the world thread (client.worker.WorldWorker, unpaced, so fps is what the machine
-can do) steps the world model (DiT + Swin-DPM) and decodes (on a CPU, as the game's live play does, with the
-DiT calls and the decodes on two threads that overlap: stream/decode_ahead.py); this thread draws the HUD, upscales to 1280x720
-with the display shader, reads the canvas back and hands it to the mp4 recorder, whose encoder runs in its
-own thread, all on the same cores, as in the game. Actions come from a seeded script that changes the
-action every 0.5-1 s, set at wall-clock times as a player's keys would be.
+can do) steps the world model (DiT + Swin-DPM) and decodes (on a CPU, as the game's live play does, with
+the DiT calls and the decodes on two threads that overlap: stream/decode_ahead.py); this thread draws the
+HUD, upscales to 1280x720 with the display shader, reads the canvas back and hands it to the mp4 recorder,
+whose encoder runs in its own thread, all on the same cores, as in the game. Actions come from a seeded
+script that changes the action every 0.5-1 s, set at wall-clock times as a player's keys would be.
 
 Latency is measured the way the HUD shows it, from the moment the action changed to the moment the first
 frame conditioned on it (Frame.action, the sampler's bookkeeping of the action a frame was generated with)
 has been composited and read back. The runs share the networks: Swin-DPM as the config sets
 `retarget_actions` on the torch threads the game uses (device.game_threads: every core but one on a CPU),
 Swin-DPM with retarget_actions flipped (the latency lever), Swin-DPM without decoding ahead (the overlap
-lever), Swin-DPM on torch's own thread count (all cores: the thread lever), and the frame-by-frame baseline (timed_world.FrameByFrameSampler). Model FLOPs
-are counted on one steady-state step of each, and the matmul peak they are held against is measured in
-the same process, in the compute dtype the device uses, on all cores.
+lever), Swin-DPM on torch's own thread count (all cores: the thread lever), and the frame-by-frame baseline
+(timed_world.FrameByFrameSampler). Model FLOPs are counted on one steady-state step of each, and the matmul
+peak they are held against is measured in the same process, in the compute dtype the device uses, on all
+cores.
 """
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ from matrix_sim.client.recorder import Recorder
 from matrix_sim.client.worker import LiveSource, WorldWorker
 from matrix_sim.client.worlds import WorldHandle
 from matrix_sim.config import CONFIG_DIR
-from matrix_sim.device import compute_dtype, describe, game_threads, pick_device
+from matrix_sim.device import compute_dtype, decodes_ahead, describe, game_threads, pick_device
 from matrix_sim.eval.flops import count_flops, matmul_peak
 from matrix_sim.eval.timed_world import Parts, TimedWorldModel, load_parts
 from matrix_sim.world.renderer import create_context
@@ -285,8 +286,8 @@ def bench_play(seconds: float = DEFAULT_SECONDS, config: str | Path = DEFAULT_CO
                frame_size: Optional[tuple[int, int]] = None, seed: int = 0,
                stream_overrides: Optional[dict] = None) -> dict:
     """Play `seconds` of Swin-DPM as configured and as the game plays it (decoding ahead on a CPU), then
-    seconds / 2 each with retarget_actions flipped, of the frame-by-frame baseline, without decoding ahead, and on
-    torch's own thread count; returns the figures as one JSON-ready dict.
+    seconds / 2 each with retarget_actions flipped, of the frame-by-frame baseline, without decoding ahead,
+    and on torch's own thread count; returns the figures as one JSON-ready dict.
 
     checkpoint: a world-model bundle (else a random-weight model of `config`'s shape); video: keep the main
     run's mp4 here (else a temporary file); threads: torch's intra-op threads (default: as the game picks,
@@ -307,7 +308,7 @@ def bench_play(seconds: float = DEFAULT_SECONDS, config: str | Path = DEFAULT_CO
         renderer, used_upscaler = screen.renderer, screen.display.upscaler
         side = max(1.0, SIDE_RUN_FRACTION * seconds)
         configured = parts.info.stream.retarget_actions
-        ahead = torch_device.type == "cpu"           # as the game's live play (client.worlds.open_world)
+        ahead = decodes_ahead(torch_device)          # as the game's live play does on this device
         with tempfile.TemporaryDirectory() as tmp:
             main_video = Path(video) if video else Path(tmp) / "swin.mp4"
             try:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from matrix_sim.actions import IDLE, Action
-from matrix_sim.device import describe, pick_device
+from matrix_sim.device import decodes_ahead, describe, pick_device
 from matrix_sim.models.autoencoder import FrameAutoencoder, images_to_tensor, tensor_to_images
 from matrix_sim.models.checkpoint import CheckpointError, load_model
 from matrix_sim.models.dit import WorldDiT
@@ -45,8 +45,9 @@ class WorldModel:
     def __init__(self, dit: WorldDiT, vae: FrameAutoencoder, prompts: PromptBank, info: bundle.BundleInfo,
                  device: Optional[torch.device] = None, starter: Optional[SourceStarter] = None,
                  decode_ahead: bool = False):
-        """decode_ahead: run DiT calls and decodes on two threads that overlap (frames then follow the actions
-        given to step by when each call starts, not one for one: the game's live play, not a scripted run)."""
+        """decode_ahead: run DiT calls and decodes on two threads that overlap where the device gains from it
+        (device.decodes_ahead); frames then follow the actions given to step by when each call starts, not one
+        for one: the game's live play, not a scripted run."""
         self.torch_device = device or pick_device()
         self.dit = dit.to(self.torch_device).eval()
         self.vae = vae.to(self.torch_device).eval().to(memory_format=torch.channels_last)   # its fast layout
@@ -56,7 +57,8 @@ class WorldModel:
         self.device = describe(self.torch_device)        # what the client shows on the HUD
         self.sampler = SwinSampler(self.dit, info.stream, info.latent_shape, self.torch_device)
         self._queue: deque[tuple[np.ndarray, Action]] = deque()
-        self._ahead = DecodeAhead(self._call, self._frames) if decode_ahead else None
+        self._ahead = DecodeAhead(self._call, self._frames) if decode_ahead and decodes_ahead(self.torch_device) \
+            else None
         self._action = IDLE
         self._embedding: Optional[torch.Tensor] = None
         self.index = -1
