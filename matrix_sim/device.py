@@ -4,8 +4,12 @@ CUDA first, then Apple's MPS, then the CPU (DESIGN.md: users who ran on the CPU 
 On a CPU, bfloat16 pays only where it measures faster: without AVX-512 BF16 or AMX it is emulated (5-30x
 slower than float32 for convolutions on an AVX2 AMD EPYC), and even with AVX-512 BF16 it can lose: on a
 2-core Xeon with AVX-512 BF16 but no AMX, float32 matmuls ran at ~330 GFLOP/s and bfloat16 at ~190, and the
-world model's stream call took 24 ms in float32 against 56 in bfloat16. So where the CPU has native bf16,
-the choice is a ~20 ms race of a model-shaped matmul in both formats, run once per process.
+world model's stream call took 24 ms in float32 against 56 in bfloat16. With AMX (a 2-core Sapphire Rapids
+Xeon, session 10) bfloat16 matmuls run at ~2 200 GFLOP/s against ~330 and the stream call at 17 ms against 19. So
+where the CPU has native bf16, the choice is a ~20 ms race of a model-shaped matmul in both formats, run once per
+process. The race stands for the whole call only if the model's matmuls are plain ones: a strided input made
+bfloat16 copy weights per row, and the call took 34 ms against float32's 19 while the race said 6x faster
+(models/dit.py, WorldBlock).
 MATRIX_SIM_DTYPE=float32|bfloat16 overrides the choice (for measuring one against the other).
 """
 from __future__ import annotations

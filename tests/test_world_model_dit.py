@@ -55,6 +55,19 @@ def test_cached_context_gives_the_same_prediction():
     assert torch.allclose(full[:, 3:], rest, atol=1e-5)
 
 
+def test_every_projection_is_one_matmul_in_bfloat16():
+    """The temporal attention sees each token position's frames as a row; handed to its projections as a strided
+    view, bfloat16 matmuls copied the weight once per position (a batched matmul) and made the stream call 2x
+    slower than float32 on a 2-core AMX Xeon (34 against 19 ms; 17 ms once contiguous: README, session 10)."""
+    model = randomised(WorldDiT(**TINY_MODEL))
+    x, s, a, p = (t[:1] for t in inputs(6))          # the stream's batch of one, where the view was strided
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16), \
+            torch.profiler.profile(record_shapes=True) as prof:
+        model(x, s, a, p)
+    batched = [e.input_shapes for e in prof.events() if e.name == "aten::bmm"]
+    assert batched == []
+
+
 def test_cache_is_bounded():
     cache = TemporalCache(max_frames=2)
     for _ in range(5):

@@ -154,7 +154,9 @@ class WorldBlock(nn.Module):
         mods = self.modulation(cond)[:, :, None].chunk(9, dim=-1)
         h = modulate(self.norms[0](x), mods[0], mods[1]).reshape(b * t, n, d)
         x = x + mods[2] * self.spatial(h).reshape(b, t, n, d)
-        h = modulate(self.norms[1](x), mods[3], mods[4]).transpose(1, 2).reshape(b * n, t, d)
+        # a row per token position, made contiguous: as a strided view, bfloat16 projections copied the weight
+        # once per position (a batched matmul), and the stream call ran 2x slower (tests/test_world_model_dit.py)
+        h = modulate(self.norms[1](x), mods[3], mods[4]).transpose(1, 2).contiguous().view(b * n, t, d)
         h = self.temporal(h, rope, layer, cache, commit_frames)
         x = x + mods[5] * h.reshape(b, n, t, d).transpose(1, 2)
         return x + mods[8] * self.mlp(modulate(self.norms[2](x), mods[6], mods[7]))
