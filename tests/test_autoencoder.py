@@ -142,3 +142,19 @@ def test_encode_writes_latent_shards(tmp_path, small_shards):
         source = np.load(small_shards / "episode_000000.npz")
         np.testing.assert_array_equal(data["actions"], source["actions"])
     assert len(manifest["episodes"]) == len(read_manifest(small_shards)["episodes"])
+
+
+def test_eval_vae_reports_how_much_sharpness_the_codec_keeps(tmp_path, monkeypatch):
+    """A checkerboard is all edges; an untrained codec gives back a blur: eval-vae's edge density says so."""
+    from matrix_sim.eval import vae_eval
+    from matrix_sim.eval.heldout import HeldoutClip, heldout_scenes
+
+    squares = (np.indices((72, 128)) // 4).sum(0) % 2 * 255
+    frames = np.repeat(squares[None, ..., None], 2, axis=0).repeat(3, axis=-1).astype(np.uint8)
+    clip = HeldoutClip(heldout_scenes()[0], frames, np.zeros((2, 5), np.float32))
+    monkeypatch.setattr(vae_eval, "heldout_clips", lambda frames_per_scene: [clip])
+    FrameAutoencoder(**TINY_MODEL).save_pretrained(tmp_path / "vae")
+    result = vae_eval.eval_vae(tmp_path / "vae", frames_per_scene=2, progress=False)
+    assert result["frames"] == 2
+    assert result["edge_density"]["real"] > 0.3            # 0.43: a gradient at every square's border
+    assert result["edge_density"]["reconstructed"] < 0.5 * result["edge_density"]["real"]

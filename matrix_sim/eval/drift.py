@@ -23,6 +23,7 @@ import numpy as np
 from matrix_sim.actions import Action
 
 STATS = ("brightness", "colourfulness", "edge_density")
+EDGE = STATS.index("edge_density")
 EDGE_THRESHOLD = 24
 WHAT = ("per-minute means of frame brightness, colourfulness and edge density (each in [0, 1]) of a generated "
         "run vs real source-world footage of the same scene under the same actions; a minute is inside when its "

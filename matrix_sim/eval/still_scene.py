@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from matrix_sim.actions import Action
-from matrix_sim.eval.drift import STATS, frame_stats
+from matrix_sim.eval.drift import EDGE, frame_stats
 from matrix_sim.eval.metrics import psnr
 from matrix_sim.eval.rollout import continue_frames
 from matrix_sim.eval.vae_eval import reconstruct
@@ -28,7 +28,6 @@ FRAMES_AFTER = (1, 8, 32, 128, 320)
 HELDOUT_SEED = 2**31 + 500
 DRIVE_FRAMES = 30            # of the exploration policy before the brake: the scene is in motion first
 BRAKE_LIMIT = 96             # frames of braking allowed to reach a still picture
-EDGE = STATS.index("edge_density")
 HELD = {"brake": Action(brake=1.0), "idle": Action()}
 WHAT = ("the model primed with a still real scene (the player stopped) and run on under each held action "
         "(brake down, or idle): PSNR to the real still picture and edge density, by frames after the stop, "
