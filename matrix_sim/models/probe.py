@@ -14,6 +14,11 @@ compared with.
 
 It is cheap by design: frames are area-downsampled inside (256x144 -> 128x72 by default), and the network
 sees (frame t, frame t + 1, their difference) through four strided convolutions and a small MLP.
+
+The same network reads latents too (in_channels = the codec's, input size = the latent grid): such a probe,
+trained on the encoded footage, is the world model's action critic in training (train/action_loss.py). It is a
+different network from the pixel probe eval scores with, trained separately, so eval's figure stays an
+independent judge of the frames, not the loss the model was trained on.
 """
 from __future__ import annotations
 
@@ -39,9 +44,9 @@ class InverseDynamicsProbe(ModelMixin, ConfigMixin):
     @register_to_config
     def __init__(self, input_width: int = 128, input_height: int = 72, channels: tuple = (24, 48, 64, 96),
                  pooled: tuple = (3, 4), hidden: int = 128, turn_threshold: float = 0.2,
-                 forward_threshold: float = 0.2):
+                 forward_threshold: float = 0.2, in_channels: int = 3):
         super().__init__()
-        widths = [9, *channels]
+        widths = [3 * in_channels, *channels]          # frame t, frame t + 1, their difference
         self.features = nn.Sequential(*[_conv(a, b, 5 if i == 0 else 3) for i, (a, b) in
                                         enumerate(zip(widths[:-1], widths[1:]))])
         self.pool = nn.AdaptiveAvgPool2d(tuple(pooled))     # keeps where motion is (left/right, top/bottom)
@@ -66,7 +71,7 @@ class InverseDynamicsProbe(ModelMixin, ConfigMixin):
         return x.div(127.5).sub(1.0)
 
     def forward(self, prev: torch.Tensor, nxt: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Prepared frames (N, 3, h, w) -> {"turn": (N, 3) logits, "forward": (N, 3) logits}."""
+        """Prepared frames (N, in_channels, h, w) -> {"turn": (N, 3) logits, "forward": (N, 3) logits}."""
         hidden = self.mlp(self.pool(self.features(torch.cat([prev, nxt, nxt - prev], dim=1))))
         logits = self.heads(hidden).unflatten(1, (len(HEADS), 3))
         return {name: logits[:, i] for i, name in enumerate(HEADS)}
@@ -74,13 +79,16 @@ class InverseDynamicsProbe(ModelMixin, ConfigMixin):
     # ---- labels and predictions ------------------------------------------------------------------------
     def labels(self, actions) -> dict[str, np.ndarray]:
         """Action vectors (N, 5) -> the class of each head (N,) int64, by this probe's thresholds."""
-        actions = np.atleast_2d(np.asarray(actions, dtype=np.float32))
+        actions = torch.from_numpy(np.atleast_2d(np.asarray(actions, dtype=np.float32)))
+        return {name: v.numpy() for name, v in self.label_tensors(actions).items()}
+
+    def label_tensors(self, actions: torch.Tensor) -> dict[str, torch.Tensor]:
+        """labels() for a tensor of action vectors (..., 5), on its device: the classes as int64 tensors."""
         thresholds = {"turn": self.config.turn_threshold, "forward": self.config.forward_threshold}
         out = {}
         for name in HEADS:
-            value = actions[:, ACTION_INDEX[name]]
-            t = thresholds[name]
-            out[name] = np.where(value > t, 2, np.where(value < -t, 0, 1)).astype(np.int64)
+            value, t = actions[..., ACTION_INDEX[name]], thresholds[name]
+            out[name] = torch.where(value > t, 2, torch.where(value < -t, 0, 1)).long()
         return out
 
     @torch.no_grad()

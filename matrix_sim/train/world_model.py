@@ -26,6 +26,7 @@ from matrix_sim.models.loading import load_autoencoder
 from matrix_sim.models.prompt import PromptBank
 from matrix_sim.stream import bundle
 from matrix_sim.stream.schedule import StreamConfig
+from matrix_sim.train.action_loss import ActionCritic
 from matrix_sim.train.distributed import Distributed, all_mean, init_distributed, log_finish, shutdown, wrap_model
 from matrix_sim.train.ema import EMA
 from matrix_sim.train.guidance import GuidanceTeacher
@@ -52,10 +53,11 @@ class TrainSummary:
 
 
 def flow_loss(model, clips: ClipBatch, prompts: torch.Tensor, layout: Layout, stream: StreamConfig, mix: LevelMix,
-              generator: torch.Generator, device: torch.device,
-              teacher: Optional[GuidanceTeacher] = None) -> torch.Tensor:
-    """Mean squared error of the predicted v = noise - x0 on the frames the layout scores (with a teacher, the
-    target carries its guided action difference too: train/guidance.py)."""
+              generator: torch.Generator, device: torch.device, teacher: Optional[GuidanceTeacher] = None,
+              critic: Optional[ActionCritic] = None) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """(loss, the critic's cross-entropy or None). The loss is the mean squared error of the predicted
+    v = noise - x0 on the frames the layout scores (with a teacher, the target carries its guided action
+    difference too: train/guidance.py), plus the critic's weighted cross-entropy (train/action_loss.py)."""
     frames = layout.frames(stream)
     x0 = clips.latents[:, :frames]
     if prompts.dim() == 3:                  # per-frame prompts (scene cuts)
@@ -71,7 +73,12 @@ def flow_loss(model, clips: ClipBatch, prompts: torch.Tensor, layout: Layout, st
     with autocast(device):
         v = model(noisy, levels, actions, prompts)
     per_frame = (v.float() - target).pow(2).mean(dim=(2, 3, 4))
-    return (per_frame * mask).sum() / mask.sum()
+    loss = (per_frame * mask).sum() / mask.sum()
+    if critic is None:
+        return loss, None
+    estimate = noisy - levels[..., None, None, None] * v.float()
+    judged = critic.loss(x0.to(device), estimate, levels, actions, mask)
+    return loss + critic.settings.weight * judged, judged
 
 
 def context_rows(rng: np.random.Generator, layout: Layout, share: float, batch: int) -> np.ndarray:
@@ -135,6 +142,7 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
     if step == 0 and cfg.init_from:
         start_from(Path(cfg.init_from) / bundle.DIT_DIR, WorldDiT, cfg.model_config(), model, ema, what="world model")
     teacher = GuidanceTeacher(cfg.guidance, cfg.model_config(), d.device) if cfg.guidance else None
+    critic = ActionCritic(cfg.action_loss, shards.latent_shape, d.device) if cfg.action_loss else None
     if d.is_main:
         _write_bundle_parts(run_dir, cfg, shards)
         if cfg.still_share:
@@ -150,7 +158,7 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
     per_process = cfg.train.batch_size // d.world_size
     schedule = replace(cfg.train, steps=total_steps)      # `train --steps N` moves the cooldown to N too
     bar = tqdm(total=total_steps, initial=step, desc="train world model", unit="step", disable=not progress)
-    losses, intervals, interval_start = [], [], time.perf_counter()
+    losses, judged, intervals, interval_start = [], [], [], time.perf_counter()
     while step < total_steps:
         for group in opt.param_groups:
             group["lr"] = warmup_stable_cooldown(step, schedule)
@@ -167,20 +175,25 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
         if cfg.own_context:
             clips = with_own_context(ema.model, clips, embedded, context_rows(rng, layout, cfg.own_context.share,
                                      per_process), layout.context, cfg.own_context, generator, d.device)
-        loss = flow_loss(ddp, clips, embedded, layout, cfg.stream, cfg.levels, generator, d.device, teacher)
+        loss, critic_ce = flow_loss(ddp, clips, embedded, layout, cfg.stream, cfg.levels, generator, d.device,
+                                    teacher, critic)
         optimizer_step(loss, model, opt, ema, step, cfg.train.grad_clip)
         step += 1
         bar.update(1)
         losses.append(loss.item())
+        if critic_ce is not None:
+            judged.append(critic_ce.item())
         if step % cfg.train.log_every == 0 or step == total_steps:
             intervals.append(all_mean(float(np.mean(losses)), d))
             rate = cfg.train.batch_size * len(losses) / max(1e-9, time.perf_counter() - interval_start)
+            critic_note = f" action critic {all_mean(float(np.mean(judged)), d):.4f}" if judged else ""
             losses.clear()
+            judged.clear()
             interval_start = time.perf_counter()
             bar.set_postfix(loss=f"{intervals[-1]:.4f}")
             if d.is_main:
-                log.info("step %d loss %.5f lr %.2e (%.1f clips/s)", step, intervals[-1], opt.param_groups[0]["lr"],
-                         rate)
+                log.info("step %d loss %.5f%s lr %.2e (%.1f clips/s)", step, intervals[-1], critic_note,
+                         opt.param_groups[0]["lr"], rate)
         if d.is_main and (step % cfg.train.save_every == 0 or step == total_steps):
             _save(run_dir, step, model, ema, opt, identity)
     bar.close()
