@@ -12,11 +12,10 @@ from matrix_sim.train.action_loss import ActionCritic, ActionLoss
 from matrix_sim.train.world_config import load_config
 from matrix_sim.train.world_model import train
 
-from wm_helpers import SCENE, save_tiny_vae, write_config, one_thread  # noqa: F401 (autouse fixture)
+from wm_helpers import save_latent_episodes, save_tiny_vae, write_config, one_thread  # noqa: F401 (autouse fixture)
 
 LATENT = (4, 16, 24)
 PROBE = {"channels": (8, 16, 16), "hidden": 32}
-FIELDS = ["forward", "turn", "strafe", "boost", "brake"]
 
 
 def smooth_field(rng) -> np.ndarray:
@@ -25,13 +24,12 @@ def smooth_field(rng) -> np.ndarray:
     return torch.nn.functional.interpolate(coarse, size=LATENT[1:], mode="bicubic")[0].numpy()
 
 
-def moving_latents(directory, episodes=48, frames=24, scale=2.0, shift=0.5, seed=0):
+def moving_latents(directory, episodes=48, frames=24, seed=0):
     """Latent shards of smooth random fields moved by the action that made each frame: turn rolls the field
     sideways (a right turn to the left), forward rolls it down."""
     rng = np.random.default_rng(seed)
-    directory.mkdir(parents=True, exist_ok=True)
-    entries = []
-    for index in range(episodes):
+    made = []
+    for _ in range(episodes):
         actions = np.zeros((frames, 5), np.float32)
         actions[:, 0] = rng.choice([-0.8, 0.0, 0.8], frames)
         actions[:, 1] = rng.choice([-0.8, 0.0, 0.8], frames)
@@ -39,14 +37,8 @@ def moving_latents(directory, episodes=48, frames=24, scale=2.0, shift=0.5, seed
         for t in range(frames - 1):
             shift_rows, shift_cols = int(np.sign(actions[t, 0])), -int(np.sign(actions[t, 1]))
             latents.append(np.roll(latents[-1], (shift_rows, shift_cols), axis=(1, 2)))
-        name = f"episode_{index:06d}.npz"
-        np.savez(directory / name, latents=(np.stack(latents) / scale + shift).astype(np.float16), actions=actions,
-                 poses=np.zeros((frames, 4), np.float32), meta=np.array(json.dumps({"index": index})))
-        entries.append({"file": name, "frames": frames, "prompt": "drive desert by day", "seed": index, **SCENE})
-    manifest = {"format": "matrix-sim-latents/1", "scaling_factor": scale, "shift_factor": shift,
-                "latent_shape": list(LATENT), "frame_rate": 16, "action_fields": FIELDS, "episodes": entries}
-    (directory / "manifest.json").write_text(json.dumps(manifest))
-    return directory
+        made.append((np.stack(latents), actions))
+    return save_latent_episodes(directory, made)
 
 
 @pytest.fixture(scope="module")

@@ -45,17 +45,25 @@ def write_latent_shards(directory: Path, episodes: int = 2, frames: int = 12, sh
                         scale: float = 2.0, shift: float = 0.5, seed: int = 0) -> Path:
     """Shards in the `encode` format: smooth random latents, random actions, the desert scene."""
     rng = np.random.default_rng(seed)
+    walks = [(np.cumsum(rng.normal(0, 0.2, (frames, *shape)), axis=0) + rng.normal(0, 1, shape),
+              rng.uniform(-1, 1, (frames, 5)).astype(np.float32)) for _ in range(episodes)]
+    return save_latent_episodes(directory, walks, scale, shift)
+
+
+def save_latent_episodes(directory: Path, episodes, scale: float = 2.0, shift: float = 0.5) -> Path:
+    """(model-space latents (F, C, H, W), actions (F, 5)) per episode -> shards in the `encode` format, the
+    desert scene."""
     directory.mkdir(parents=True, exist_ok=True)
     entries = []
-    for index in range(episodes):
-        walk = np.cumsum(rng.normal(0, 0.2, (frames, *shape)), axis=0) + rng.normal(0, 1, shape)
+    for index, (latents, actions) in enumerate(episodes):
         name = f"episode_{index:06d}.npz"
-        np.savez(directory / name, latents=(walk / scale + shift).astype(np.float16),
-                 actions=rng.uniform(-1, 1, (frames, 5)).astype(np.float32),
-                 poses=np.zeros((frames, 4), np.float32), meta=np.array(json.dumps({"index": index})))
-        entries.append({"file": name, "frames": frames, "prompt": "drive desert by day", "seed": index, **SCENE})
-    manifest = {"format": FORMAT, "scaling_factor": scale, "shift_factor": shift, "latent_shape": list(shape),
-                "frame_rate": 16, "action_fields": ["forward", "turn", "strafe", "boost", "brake"], "episodes": entries}
+        np.savez(directory / name, latents=(latents / scale + shift).astype(np.float16), actions=actions,
+                 poses=np.zeros((len(latents), 4), np.float32), meta=np.array(json.dumps({"index": index})))
+        entries.append({"file": name, "frames": len(latents), "prompt": "drive desert by day", "seed": index,
+                        **SCENE})
+    manifest = {"format": FORMAT, "scaling_factor": scale, "shift_factor": shift,
+                "latent_shape": list(episodes[0][0].shape[1:]), "frame_rate": 16,
+                "action_fields": ["forward", "turn", "strafe", "boost", "brake"], "episodes": entries}
     (directory / "manifest.json").write_text(json.dumps(manifest))
     return directory
 

@@ -45,7 +45,7 @@ class ActionCritic:
 
     def __init__(self, settings: ActionLoss, latent_shape: tuple, device: torch.device):
         self.probe = load_model(InverseDynamicsProbe, Path(settings.probe), what="latent probe (action_loss.probe)")
-        wanted = (latent_shape[0], latent_shape[1], latent_shape[2])
+        wanted = tuple(latent_shape)
         got = (self.probe.config.in_channels, self.probe.config.input_height, self.probe.config.input_width)
         if got != wanted:
             raise CheckpointError(f"action_loss.probe {settings.probe} reads latents of (channels, height, width) "
