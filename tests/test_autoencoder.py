@@ -117,6 +117,36 @@ def test_a_new_run_can_start_from_shipped_weights(tmp_path, small_shards):
         train_vae(path, progress=False)
 
 
+def test_a_decoder_only_run_keeps_the_latents_the_world_model_knows(tmp_path, small_shards):
+    """freeze_encoder: the decoder learns, the encoder and the latent normalisation stay the shipped ones, so a
+    world model trained on the shipped latents can use the new decoder as it is."""
+    from matrix_sim.train.vae import train_vae
+
+    shipped = FrameAutoencoder(**TINY_MODEL, scaling_factor=2.5, shift_factor=0.25)
+    shipped.save_pretrained(tmp_path / "shipped")
+    path = tiny_config(tmp_path, small_shards, steps=3)
+    config = yaml.safe_load(path.read_text())
+    config.update(init_from=str(tmp_path / "shipped"), freeze_encoder=True)
+    config["train"]["ema_decay"] = 0.0        # the export is the trained weights, so a moved decoder shows in it
+    path.write_text(yaml.safe_dump(config))
+    exported = load_autoencoder(train_vae(path, progress=False))
+    assert (exported.config.scaling_factor, exported.config.shift_factor) == (2.5, 0.25)
+    for name, value in shipped.encoder.state_dict().items():
+        torch.testing.assert_close(exported.encoder.state_dict()[name], value, atol=0, rtol=0)
+    moved = [name for name, value in shipped.decoder.state_dict().items()
+             if not torch.equal(exported.decoder.state_dict()[name], value)]
+    assert moved, "the decoder did not learn"
+
+
+def test_a_decoder_only_run_needs_the_codec_to_keep(tmp_path, small_shards):
+    path = tiny_config(tmp_path, small_shards)
+    config = yaml.safe_load(path.read_text())
+    config["freeze_encoder"] = True
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError, match="freeze_encoder needs init_from"):
+        load_vae_config(path)
+
+
 def test_ddp_training_with_two_cpu_processes(tmp_path, small_shards):
     path = tiny_config(tmp_path, small_shards, steps=3)
     result = subprocess.run(

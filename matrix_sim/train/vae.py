@@ -2,7 +2,8 @@
 
 Reconstruction loss (MSE for PSNR, L1 and an image-gradient term for crisp edges) on random crops of
 recorded frames; EMA weights are what ships. Resumes from RUN_DIR/latest.pt; under torchrun every rank
-draws its own crops and DDP averages the gradients.
+draws its own crops and DDP averages the gradients. With `freeze_encoder` only the decoder learns: the
+latents, their normalisation and so every world model trained on them stay valid, while frames get sharper.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from matrix_sim.models.autoencoder import FrameAutoencoder, images_to_tensor
 from matrix_sim.train.distributed import init_distributed, log_finish, shutdown, wrap_model
 from matrix_sim.train.optim import OptimSettings, optimizer_step
 from matrix_sim.train.ema import EMA
-from matrix_sim.train.run_state import start_from
+from matrix_sim.train.run_state import load_same_architecture, start_from
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class VaeConfig:
     loss: LossWeights
     run_dir: str              # latest.pt (resume) and vae/ (EMA weights, what ships: copy it to checkpoints/)
     init_from: str = ""       # a fresh run starts from these weights (e.g. the shipped checkpoints/vae)
+    freeze_encoder: bool = False   # train the decoder alone, on init_from's encoder and latent normalisation
 
 
 def load_vae_config(path: str | Path) -> VaeConfig:
@@ -61,6 +63,8 @@ def load_vae_config(path: str | Path) -> VaeConfig:
     raw["train"] = from_dict(OptimSettings, raw.get("train", {}), f"{path}: train")
     raw["loss"] = from_dict(LossWeights, raw.get("loss", {}), f"{path}: loss")
     config = from_dict(VaeConfig, raw, str(path))
+    if config.freeze_encoder and not config.init_from:
+        raise ConfigError(f"{path}: freeze_encoder needs init_from, the codec whose encoder and latents to keep")
     try:
         FrameAutoencoder(**config.model)
     except (TypeError, ValueError) as exc:
@@ -100,10 +104,14 @@ def train_vae(config_path: str | Path, steps: int | None = None, device: str | N
     torch.manual_seed(cfg.train.seed)
     model = FrameAutoencoder(**cfg.model).to(d.device).to(memory_format=torch.channels_last)
     ema = EMA(model, cfg.train.ema_decay)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    if cfg.freeze_encoder:
+        model.encoder.requires_grad_(False)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.train.lr,
+                            weight_decay=cfg.train.weight_decay)
     step = _resume(run_dir / "latest.pt", model, ema, opt, d.device)
     if step == 0 and cfg.init_from:
         start_from(cfg.init_from, FrameAutoencoder, cfg.model, model, ema, what="autoencoder")
+    fixed_statistics = _frozen_latent_statistics(cfg) if cfg.freeze_encoder else None
     ddp = wrap_model(model, d)
     bank = FrameBank(cfg.data.dirs, cfg.data.frame_stride, progress=progress and d.is_main)
     gen = torch.Generator().manual_seed(cfg.train.seed * 1000 + d.rank + step)
@@ -127,7 +135,7 @@ def train_vae(config_path: str | Path, steps: int | None = None, device: str | N
             log.info("step %d loss %.5f mse %.6f psnr %.2f dB lr %.2e (%.2f steps/s)", step, stats["loss"], stats["mse"],
                      stats["psnr"], opt.param_groups[0]["lr"], rate)
         if d.is_main and (step % cfg.train.save_every == 0 or step == total_steps):
-            _save(run_dir, model, ema, opt, step, bank)
+            _save(run_dir, model, ema, opt, step, bank, fixed_statistics)
     bar.close()
     log_finish(model, d, step)
     shutdown(d)
@@ -155,11 +163,19 @@ def latent_statistics(model: FrameAutoencoder, bank: FrameBank, samples: int = 2
     return float(z.mean()), float(1.0 / z.std())
 
 
-def _save(run_dir: Path, model, ema, opt, step: int, bank: FrameBank) -> None:
+def _frozen_latent_statistics(cfg: VaeConfig) -> tuple[float, float]:
+    """The latent normalisation of the codec whose encoder a decoder-only run keeps: the world models trained on
+    its latents expect exactly these, not a re-estimate from another sample of frames."""
+    kept = load_same_architecture(cfg.init_from, FrameAutoencoder, cfg.model, "autoencoder", "init_from")
+    return float(kept.config.shift_factor), float(kept.config.scaling_factor)
+
+
+def _save(run_dir: Path, model, ema, opt, step: int, bank: FrameBank,
+          fixed_statistics: tuple[float, float] | None = None) -> None:
     tmp = run_dir / "latest.pt.tmp"
     torch.save({"model": model.state_dict(), "ema": ema.model.state_dict(), "optimizer": opt.state_dict(), "step": step}, tmp)
     tmp.replace(run_dir / "latest.pt")
-    shift, scale = latent_statistics(ema.model, bank)
+    shift, scale = fixed_statistics or latent_statistics(ema.model, bank)
     ema.model.register_to_config(shift_factor=shift, scaling_factor=scale)
     ema.model.save_pretrained(run_dir / "vae")
     log.info("saved step %d to %s (latent shift %.3f, scale %.3f)", step, run_dir, shift, scale)
