@@ -3,7 +3,7 @@
 Reconstruction loss (MSE for PSNR, L1 and an image-gradient term for crisp edges) on random crops of
 recorded frames; EMA weights are what ships. Resumes from RUN_DIR/latest.pt; under torchrun every rank
 draws its own crops and DDP averages the gradients. With `freeze_encoder` only the decoder learns: the
-latents, their normalisation and so every world model trained on them stay valid, while frames get sharper.
+latents, their normalisation and so every world model trained on them stay valid while the decoder improves.
 """
 from __future__ import annotations
 
