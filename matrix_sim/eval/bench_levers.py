@@ -11,7 +11,9 @@ distilled model saves, train/guidance.py); on a CPU running float32, the DiT's l
 (dynamic quantisation; torch's int8 kernels take float32 inputs, so not under bfloat16 autocast); with
 `compile`, the DiT's blocks under torch.compile (its warm-up includes the compiling). Variants that change
 the model say how far their stream's output moved from the configured one's (same seed, same calls).
-`bench play` measures the whole loop; this isolates the model.
+Variants that run the float DiT also give the matrix MFLOPs of a call (counted, eval/flops.py): the work a
+lever adds or saves, which unlike a time does not depend on what else the machine is doing. `bench play`
+measures the whole loop; this isolates the model.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from matrix_sim.actions import Action
 from matrix_sim.device import compute_dtype, describe, pick_device
 from matrix_sim.client.options import DEFAULT_PROMPT
 from matrix_sim.eval.bench_play import DEFAULT_CONFIG
+from matrix_sim.eval.flops import count_flops
 from matrix_sim.eval.timed_world import load_parts
 from matrix_sim.models.dit import WorldDiT
 from matrix_sim.stream.sampler import SwinSampler
@@ -51,10 +54,12 @@ class Timing:
     call_s: float                    # median steady-state call
     warmup_s: float                  # the calls that fill the window (and compile, for a compiled DiT)
     latents: torch.Tensor            # the last call's emitted block: what the model variants are compared on
+    flops: Optional[int] = None      # matrix FLOPs of one steady-state call, where counted
 
 
-def time_calls(sampler: SwinSampler, prompt: torch.Tensor, calls: int) -> Timing:
-    """Steady-state sampler calls, timed after the window and the context have filled."""
+def time_calls(sampler: SwinSampler, prompt: torch.Tensor, calls: int, count: bool = False) -> Timing:
+    """Steady-state sampler calls, timed after the window and the context have filled; with `count`, one more
+    call under the FLOP counter (untimed: the counter slows it)."""
     action = torch.as_tensor(Action(forward=1.0).to_array())
     start = time.perf_counter()
     for _ in range(sampler.config.filling_calls):
@@ -65,7 +70,8 @@ def time_calls(sampler: SwinSampler, prompt: torch.Tensor, calls: int) -> Timing
         start = time.perf_counter()
         emitted = sampler.step(action, prompt)
         times.append(time.perf_counter() - start)
-    return Timing(statistics.median(times), warmup, emitted.latents)
+    flops = count_flops(lambda: sampler.step(action, prompt))[0] if count else None
+    return Timing(statistics.median(times), warmup, emitted.latents, flops)
 
 
 def variants(stream: StreamConfig, threads: int, compile_dit: bool = False, int8: bool = True) -> dict[str, Variant]:
@@ -117,7 +123,7 @@ def bench_levers(config: str | Path = DEFAULT_CONFIG, checkpoint: Optional[str |
             torch.set_num_threads(v.threads)
             sampler = SwinSampler(variant_dit(dit, v.dit), v.stream, parts.info.latent_shape, torch_device)
             with torch.inference_mode():
-                timing = time_calls(sampler, prompt, calls)
+                timing = time_calls(sampler, prompt, calls, count=v.dit == "float")
             reference = timing.latents if name == "configured" else reference
             results[name] = {"call_ms": round(1000 * timing.call_s, 2),
                              "ms_per_frame": round(1000 * timing.call_s / v.stream.block_frames, 2),
@@ -126,6 +132,8 @@ def bench_levers(config: str | Path = DEFAULT_CONFIG, checkpoint: Optional[str |
                              "block_frames": v.stream.block_frames, "cache_context": v.stream.cache_context,
                              "threads": v.threads, "dit": v.dit, "action_guidance": v.stream.action_guidance,
                              "levels": v.stream.levels}
+            if timing.flops is not None:     # the quantised and compiled DiTs run ops the counter cannot see
+                results[name]["mflops_per_call"] = round(timing.flops / 1e6, 3)
             if v.dit != "float" or (v.stream.guided, v.stream.levels) != (configured.guided, configured.levels):
                 # another model's output, or another stream's
                 results[name]["output_rel_change"] = round(relative_change(timing.latents, reference), 5)
