@@ -29,6 +29,33 @@ def load_yaml(path: str | Path) -> Any:
         raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__}: {exc})") from None
 
 
+EXTENDS = "extends"
+
+
+def load_extending_yaml(path: str | Path, seen: tuple[Path, ...] = ()) -> Any:
+    """A YAML mapping that may name another config to start from (`extends: tiny-cpu.yaml`, relative to this
+    file): its mappings merge key by key into that one's, anything else replaces (null removes a section), so
+    a variant states only what it changes."""
+    path = Path(path)
+    raw = load_yaml(path)
+    if not isinstance(raw, dict) or EXTENDS not in raw:
+        return raw
+    base_path = (path.parent / str(raw.pop(EXTENDS))).resolve()
+    if base_path in seen or base_path == path.resolve():
+        raise ConfigError(f"{path}: extends {base_path}, which extends it back")
+    base = load_extending_yaml(base_path, (*seen, path.resolve()))
+    if not isinstance(base, dict):
+        raise ConfigError(f"{path}: extends {base_path}, which is not a mapping")
+    return _merged(base, raw)
+
+
+def _merged(base: dict, changes: dict) -> dict:
+    out = dict(base)
+    for key, value in changes.items():
+        out[key] = _merged(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return out
+
+
 def from_dict(cls: type[T], data: Any, where: str) -> T:
     """Build dataclass `cls` from a mapping, refusing unknown keys and missing required ones."""
     if not isinstance(data, dict):

@@ -92,11 +92,15 @@ def test_guidance_config_is_checked(tmp_path):
     path = write_config(tmp_path, data, tmp_path / "run", vae, guidance={"scale": 2.0, "teacher": "x", "w": 1})
     with pytest.raises(ConfigError, match="unknown key"):
         load_config(path)
-    wider = {**TINY_MODEL, "width": 64}
-    path = write_config(tmp_path, data, tmp_path / "run", vae, model=wider,
-                        guidance={"scale": 2.0, "teacher": str(teacher_dir(tmp_path / "teacher"))})
-    with pytest.raises(CheckpointError, match="guidance.teacher .* another model: width"):
+    teacher = {"scale": 2.0, "teacher": str(teacher_dir(tmp_path / "teacher"))}
+    finer = {**TINY_MODEL, "patch_size": 1}                 # another token layout: the teacher's v cannot be read
+    path = write_config(tmp_path, data, tmp_path / "run", vae, model=finer, guidance=teacher)
+    with pytest.raises(CheckpointError, match="guidance.teacher .* another model: patch_size"):
         train(path, progress=False)
+    # a bigger student learns from the same teacher (the latents, actions and prompts are what they share)
+    bigger = {**TINY_MODEL, "width": 64, "depth": 2}
+    path = write_config(tmp_path, data, tmp_path / "bigger", vae, steps=1, model=bigger, guidance=teacher)
+    assert train(path, progress=False).step == 1
 
 
 def test_inference_guidance_exaggerates_the_action_and_is_off_at_one(tmp_path):

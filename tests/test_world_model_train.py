@@ -197,13 +197,39 @@ def test_ddp_with_two_cpu_processes(tmp_path, data, vae):
     assert saved_step(tmp_path / "run") == 3
 
 
-@pytest.mark.parametrize("name", ["tiny-cpu", "base", "matrix-720p"])
+@pytest.mark.parametrize("name", ["tiny-cpu", "tiny-cpu-deep", "base", "matrix-720p"])
 def test_shipped_configs_load(name):
     from matrix_sim.config import CONFIG_DIR
     from matrix_sim.train.world_config import load_config
 
     config = load_config(CONFIG_DIR / f"{name}.yaml")
     assert config.stream.context_level <= config.levels.context_noise_max
+
+
+def test_a_config_extends_another_with_its_changes(tmp_path, data, vae):
+    import yaml
+
+    from matrix_sim.config import ConfigError
+    from matrix_sim.train.world_config import load_config
+
+    base = write_config(tmp_path, data, tmp_path / "run", vae, guidance={"scale": 2.0, "teacher": "t"})
+    variant = tmp_path / "variants" / "deeper.yaml"
+    variant.parent.mkdir()
+    variant.write_text(yaml.safe_dump({"extends": "../config.yaml", "run_dir": "elsewhere", "model": {"depth": 3},
+                                       "train": {"steps": 9}, "guidance": None}))
+    config, original = load_config(variant), load_config(base)
+    assert config.model == {**TINY_MODEL, "depth": 3}                     # merged key by key
+    assert config.train.steps == 9 and config.train.lr == original.train.lr
+    assert config.run_dir == "elsewhere" and config.data == original.data and config.stream == original.stream
+    assert original.guidance is not None and config.guidance is None      # null removes a section
+    variant.write_text(yaml.safe_dump({"extends": "../nowhere.yaml"}))
+    with pytest.raises(ConfigError, match="config file not found: .*nowhere.yaml"):
+        load_config(variant)
+    raw = yaml.safe_load(base.read_text())
+    base.write_text(yaml.safe_dump({**raw, "extends": "variants/deeper.yaml"}))
+    variant.write_text(yaml.safe_dump({"extends": "../config.yaml"}))
+    with pytest.raises(ConfigError, match="extends it back"):
+        load_config(variant)
 
 
 def test_unknown_config_keys_are_named(tmp_path, data, vae):

@@ -29,6 +29,9 @@ from matrix_sim.models.dit import WorldDiT
 from matrix_sim.stream import bundle
 from matrix_sim.train.run_state import load_same_architecture
 
+# what a teacher shares with its student: the latents, actions and prompts it reads and the v it writes
+TEACHER_INTERFACE = ("in_channels", "patch_size", "action_dim", "prompt_dim")
+
 log = logging.getLogger(__name__)
 
 
@@ -61,7 +64,8 @@ class GuidanceTeacher:
     def __init__(self, settings: GuidanceDistill, architecture: dict, device: torch.device):
         path = Path(settings.teacher)
         dit_dir = path / bundle.DIT_DIR if (path / bundle.DIT_DIR).is_dir() else path
-        self.model = load_same_architecture(dit_dir, WorldDiT, architecture, "guidance teacher", "guidance.teacher")
+        interface = {k: v for k, v in architecture.items() if k in TEACHER_INTERFACE}   # its size may differ
+        self.model = load_same_architecture(dit_dir, WorldDiT, interface, "guidance teacher", "guidance.teacher")
         self.model.to(device).eval().requires_grad_(False)
         self.scale, self.device = settings.scale, device
         self.guided = settings.guided_fields().to(device)

@@ -1,12 +1,13 @@
 """World-model configs (configs/tiny-cpu.yaml, base.yaml, matrix-720p.yaml): YAML -> dataclasses.
 
-Keys: data (latent shards), run_dir, autoencoder, init_from (optional), still_share (optional: the share of
-training clips drawn from still ones, LatentShards.sample); sections model (WorldDiT's arguments), stream
-(StreamConfig: the Swin-DPM window the model will run in), levels (LevelMix: how training noise levels
-are drawn), train (OptimSettings: optimiser, EMA, logging and checkpoint intervals), guidance (optional,
-GuidanceDistill: action guidance distilled from a frozen teacher), own_context (optional, OwnContext: context
-frames replaced by the model's own estimates, against drift), action_loss (optional, ActionLoss: a frozen latent
-probe's verdict on the model's estimates, train/action_loss.py).
+Keys: extends (optional: a config this one changes, config.load_extending_yaml), data (latent shards),
+run_dir, autoencoder, init_from (optional), still_share (optional: the share of training clips drawn from
+still ones, LatentShards.sample); sections model (WorldDiT's arguments), stream (StreamConfig: the Swin-DPM
+window the model will run in), levels (LevelMix: how training noise levels are drawn), train (OptimSettings:
+optimiser, EMA, logging and checkpoint intervals), guidance (optional, GuidanceDistill: action guidance
+distilled from a frozen teacher), own_context (optional, OwnContext: context frames replaced by the model's
+own estimates, against drift), action_loss (optional, ActionLoss: a frozen latent probe's verdict on the
+model's estimates, train/action_loss.py).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from matrix_sim.config import DEFAULT_VAE_DIR, ConfigError, from_dict, load_yaml
+from matrix_sim.config import DEFAULT_VAE_DIR, ConfigError, from_dict, load_extending_yaml
 from matrix_sim.models.checkpoint import CheckpointError, full_config
 from matrix_sim.models.dit import WorldDiT
 from matrix_sim.stream.schedule import StreamConfig
@@ -46,7 +47,7 @@ class WorldModelConfig:
 
 
 def load_config(path: str | Path) -> WorldModelConfig:
-    raw = load_yaml(path)
+    raw = load_extending_yaml(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected data, run_dir and the sections model, stream, levels, train")
     sections = {"stream": StreamConfig, "levels": LevelMix, "train": OptimSettings}

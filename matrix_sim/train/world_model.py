@@ -20,7 +20,8 @@ import torch
 from tqdm import tqdm
 
 from matrix_sim.device import autocast, describe, pick_device
-from matrix_sim.models.checkpoint import CheckpointError, save_model
+from matrix_sim.models.checkpoint import CheckpointError, load_model, save_model
+from matrix_sim.models.deepen import deepens, load_deeper
 from matrix_sim.models.dit import WorldDiT
 from matrix_sim.models.loading import load_autoencoder
 from matrix_sim.models.prompt import PromptBank
@@ -140,7 +141,7 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
     identity = {"model": cfg.model_config(), "stream": training_stream(cfg.stream)}
     step = load_state(run_dir, model, ema.model, opt, identity)
     if step == 0 and cfg.init_from:
-        start_from(Path(cfg.init_from) / bundle.DIT_DIR, WorldDiT, cfg.model_config(), model, ema, what="world model")
+        _start_from(Path(cfg.init_from) / bundle.DIT_DIR, cfg.model_config(), model, ema)
     teacher = GuidanceTeacher(cfg.guidance, cfg.model_config(), d.device) if cfg.guidance else None
     critic = ActionCritic(cfg.action_loss, shards.latent_shape, d.device) if cfg.action_loss else None
     if d.is_main:
@@ -200,6 +201,18 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
     log_finish(model, d, step)
     first, last = (intervals[0], intervals[-1]) if intervals else (math.nan, math.nan)
     return TrainSummary(run_dir, step, first, last)
+
+
+def _start_from(dit_dir: Path, architecture: dict, model: WorldDiT, ema: EMA) -> None:
+    """init_from's DiT; or, where the config only adds blocks to it, a deeper model that starts as it does."""
+    shipped = load_model(WorldDiT, dit_dir, what="world model")
+    if not deepens(dict(shipped.config), architecture):
+        start_from(dit_dir, WorldDiT, architecture, model, ema, what="world model")
+        return
+    positions = load_deeper(model, shipped)
+    ema.model.load_state_dict(model.state_dict())
+    log.info("starting from the weights in %s, grown from depth %d to %d: its blocks at %s, the new ones identity",
+             dit_dir, shipped.config.depth, model.config.depth, positions)
 
 
 def _training_prompts(run_dir: Path, texts: list[str], d: Distributed, progress: bool) -> PromptBank:
