@@ -94,8 +94,12 @@ def test_probe_checkpoint_errors_name_the_file(tmp_path):
         load_probe(tmp_path)
 
 
-def test_rollout_conditions_each_frame_on_its_true_action(bundle):
+@pytest.mark.parametrize("retarget", [False, True])
+def test_rollout_conditions_each_frame_on_its_true_action(bundle, retarget):
+    """Whatever the stream's retarget_actions: retargeted, the frame leaving the window would take the
+    entering block's actions, B frames ahead of its own."""
     world = WorldModel.from_pretrained(bundle, device="cpu")
+    configured = world.sampler.config = dataclasses.replace(world.sampler.config, retarget_actions=retarget)
     seen = []
     step = world.sampler.step
 
@@ -112,6 +116,7 @@ def test_rollout_conditions_each_frame_on_its_true_action(bundle):
     out = continue_frames(world, images, actions, context=4, frames=5, prompt="drive desert by day", seed=3)
     assert out.shape == (5, 144, 256, 3) and out.dtype == np.uint8
     np.testing.assert_array_equal(np.concatenate(seen)[:5], actions[3:8])     # frame j follows actions[3 + j]
+    assert world.sampler.config == configured                                 # the stream's settings restored
     again = continue_frames(world, images, actions, context=4, frames=5, prompt="drive desert by day", seed=3)
     np.testing.assert_array_equal(out, again)
 

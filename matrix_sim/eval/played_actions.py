@@ -10,8 +10,6 @@ lever off and on, on the same held-out clips and actions; the probe on the true 
 """
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
 from matrix_sim.actions import Action
@@ -29,18 +27,14 @@ def played_frames(world, clip, context: int, frames: int, seed: int) -> tuple[np
 def played_accuracy(world, probe: InverseDynamicsProbe, clips, context: int, frames: int, seed: int = 0) -> dict:
     """The probe's agreement on consecutive played frames with the action the second one reports, with
     retarget_actions off and on (the world's stream config is restored afterwards)."""
-    configured = world.sampler.config
     result = {}
-    try:
-        for retarget in (False, True):
-            world.sampler.config = replace(configured, retarget_actions=retarget)
+    for retarget in (False, True):
+        with world.sampler.overridden(retarget_actions=retarget):
             before, after, reported = [], [], []
             for i, clip in enumerate(clips):
                 images, actions = played_frames(world, clip, context, frames, seed + i)
                 before.append(images[:-1]), after.append(images[1:]), reported.append(actions[1:])
-            labels = probe.labels(np.concatenate(reported))
-            scores = agreement(probe.predict(np.concatenate(before), np.concatenate(after)), labels)
-            result["on" if retarget else "off"] = round(scores["mean"], 4)
-    finally:
-        world.sampler.config = configured
+        labels = probe.labels(np.concatenate(reported))
+        scores = agreement(probe.predict(np.concatenate(before), np.concatenate(after)), labels)
+        result["on" if retarget else "off"] = round(scores["mean"], 4)
     return result

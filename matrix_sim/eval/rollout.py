@@ -6,7 +6,7 @@ its action entered, so `WorldModel.step(a)` returns a frame conditioned on an ea
 latency, which `bench play` measures). Here the sampler is driven directly instead: each block entering the
 window takes the true actions of the frames it will become, so generated frame j is conditioned on
 actions[context + j - 1] exactly like true frame context + j (shard convention: frames[t + 1] is what
-actions[t] produced).
+actions[t] produced), whatever the stream's retarget_actions (a play-time lever, measured by played_actions).
 """
 from __future__ import annotations
 
@@ -45,9 +45,13 @@ def continue_frames(world, images: np.ndarray, actions: np.ndarray, context: int
     if len(pending) < needed:
         pending = np.concatenate([pending, np.repeat(pending[-1:], needed - len(pending), axis=0)])
     out, cursor = [], 0
-    while sum(len(x) for x in out) < frames:
-        emitted = sampler.step(torch.from_numpy(pending[cursor:cursor + block]), embedding)
-        cursor += block
-        if emitted is not None:
-            out.append(np.stack(world.decode(emitted)))
+    # retarget_actions would hand the frames still in the window the entering block's actions, which here are
+    # those of frames B to L * B - 1 ahead: the play-time latency lever (the newest key held) is a look into the
+    # future when the sampler runs ahead of a known action sequence
+    with sampler.overridden(retarget_actions=False):
+        while sum(len(x) for x in out) < frames:
+            emitted = sampler.step(torch.from_numpy(pending[cursor:cursor + block]), embedding)
+            cursor += block
+            if emitted is not None:
+                out.append(np.stack(world.decode(emitted)))
     return np.concatenate(out)[:frames]

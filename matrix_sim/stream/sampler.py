@@ -8,8 +8,9 @@ Memory is bounded: at most K context frames (or their cached keys/values) and L 
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Optional
+from typing import Iterator, Optional
 
 import torch
 
@@ -96,6 +97,16 @@ class SwinSampler:
         done = self.window.pop(0)
         self._add_context(done.latents, done.actions, prompt)
         return Emitted(done.latents, done.actions)
+
+    @contextmanager
+    def overridden(self, **settings) -> Iterator[None]:
+        """The stream with some settings changed for a while (an evaluation's), restored afterwards."""
+        configured = self.config
+        self.config = replace(configured, **settings)
+        try:
+            yield
+        finally:
+            self.config = configured
 
     def levels(self) -> list[float]:
         """The window's noise levels, oldest block first (for tests and the HUD)."""
