@@ -45,9 +45,9 @@ def continue_frames(world, images: np.ndarray, actions: np.ndarray, context: int
     if len(pending) < needed:
         pending = np.concatenate([pending, np.repeat(pending[-1:], needed - len(pending), axis=0)])
     out, cursor = [], 0
-    # retarget_actions would hand the frames still in the window the entering block's actions, which here are
-    # those of frames B to L * B - 1 ahead: the play-time latency lever (the newest key held) is a look into the
-    # future when the sampler runs ahead of a known action sequence
+    # retarget_actions would hand the blocks still in the window the entering block's actions, which here are
+    # those of frames B to (L - 1) * B ahead: the play-time latency lever (the newest key held) is a look into
+    # the future when the sampler runs ahead of a known action sequence
     with sampler.overridden(retarget_actions=False):
         while sum(len(x) for x in out) < frames:
             emitted = sampler.step(torch.from_numpy(pending[cursor:cursor + block]), embedding)
