@@ -3,6 +3,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from matrix_sim.actions import ACTION_DIM
 from matrix_sim.models.checkpoint import CheckpointError, load_model
 from matrix_sim.models.deepen import block_positions, deepens, load_deeper
 from matrix_sim.models.dit import TemporalCache, WorldDiT
@@ -14,7 +15,7 @@ from wm_helpers import TINY_LATENT, TINY_MODEL, lively_dit, save_tiny_vae, write
 def inputs(frames: int = 4, batch: int = 2, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     return (torch.randn(batch, frames, *TINY_LATENT, generator=g), torch.rand(batch, frames, generator=g),
-            torch.randn(batch, frames, 5, generator=g).clamp(-1, 1), torch.randn(batch, 384, generator=g))
+            torch.randn(batch, frames, ACTION_DIM, generator=g).clamp(-1, 1), torch.randn(batch, 384, generator=g))
 
 
 def frames(args, which: slice):
