@@ -55,6 +55,24 @@ def test_cached_context_gives_the_same_prediction():
     assert torch.allclose(full[:, 3:], rest, atol=1e-5)
 
 
+def test_an_anchored_model_predicts_the_frames_after_its_anchor_as_a_change():
+    anchored = randomised(WorldDiT(**TINY_MODEL, anchored=True))
+    plain = WorldDiT(**TINY_MODEL).eval()
+    plain.load_state_dict(anchored.state_dict())
+    x, s, a, p = inputs(6)
+    anchor = torch.randn(2, 4, 4, 6)
+    change = x.clone()
+    change[:, 3:] -= (1 - s[:, 3:, None, None, None]) * anchor[:, None]    # x_s over x0 - anchor, same noise
+    with torch.no_grad():
+        v = anchored(x, s, a, p, anchor=anchor, anchor_from=3)
+        expected = plain(change, s, a, p)
+        expected[:, 3:] -= anchor[:, None]                                  # v = noise - x0 again
+        assert torch.allclose(v, expected, atol=1e-6)
+        assert torch.allclose(v[:, :3], plain(x, s, a, p)[:, :3], atol=1e-6)    # the frames before it: as they were
+        assert torch.equal(plain(x, s, a, p, anchor=anchor, anchor_from=3), plain(x, s, a, p))
+        assert torch.equal(anchored(x, s, a, p), plain(x, s, a, p))        # no anchor (no context): absolute
+
+
 def test_every_projection_is_one_matmul_in_bfloat16():
     """The temporal attention sees each token position's frames as a row; handed to its projections as a strided
     view, bfloat16 matmuls copied the weight once per position (a batched matmul) and made the stream call 2x

@@ -25,7 +25,7 @@ class Oracle(torch.nn.Module):
         self.config = SimpleNamespace(action_dim=5, prompt_dim=384)
         self.calls = []
 
-    def forward(self, latents, levels, actions, prompts, cache=None, commit_frames=0):
+    def forward(self, latents, levels, actions, prompts, cache=None, commit_frames=0, anchor=None, anchor_from=0):
         self.calls.append((levels[0].clone(), actions[0].clone()))
         s = levels[..., None, None, None]
         return torch.where(s > 0, (latents - TARGET) / s.clamp(min=1e-6), torch.zeros_like(latents))
@@ -79,9 +79,10 @@ def test_memory_does_not_grow_over_1000_calls(cache_context):
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss < 50_000     # KiB
 
 
-def test_cached_and_recomputed_context_agree_until_the_ring_is_full():
+@pytest.mark.parametrize("anchored", [False, True])
+def test_cached_and_recomputed_context_agree_until_the_ring_is_full(anchored):
     torch.manual_seed(0)
-    model = WorldDiT(**TINY_MODEL).eval()
+    model = WorldDiT(**TINY_MODEL, anchored=anchored).eval()
     for module in model.modules():
         if isinstance(module, torch.nn.Linear):
             torch.nn.init.normal_(module.weight, std=0.1)
@@ -93,6 +94,19 @@ def test_cached_and_recomputed_context_agree_until_the_ring_is_full():
         assert (cached is None) == (recomputed is None)
         if cached is not None:
             assert torch.allclose(cached.latents, recomputed.latents, atol=1e-5)
+
+
+def test_the_anchor_is_the_newest_clean_frame_the_stream_has():
+    torch.manual_seed(0)
+    s = sampler(WorldDiT(**TINY_MODEL, anchored=True).eval(), context_level=0.1)
+    assert s.anchor is None                                    # a start from the prompt alone: nothing to keep
+    real = torch.randn(3, *TINY_LATENT)
+    s.prime(real, torch.zeros(3, 5), torch.zeros(384))
+    assert torch.equal(s.anchor, real[-1])                     # the real frame itself, not its noised context copy
+    emitted = [out for out in (s.step(action(0.5), torch.zeros(384)) for _ in range(6)) if out is not None]
+    assert torch.equal(s.anchor, emitted[-1].latents[-1])
+    s.reset(1)
+    assert s.anchor is None
 
 
 @pytest.mark.parametrize("retarget", [False, True])

@@ -18,7 +18,7 @@ from matrix_sim.train.levels import Layout, LevelMix, sample_layout, training_le
 from matrix_sim.train.optim import OptimSettings, warmup_stable_cooldown
 from matrix_sim.train.run_state import STATE_FILE
 from matrix_sim.train.latents import ClipBatch
-from matrix_sim.train.world_model import LOG_FILE, context_rows, cut_scenes, train
+from matrix_sim.train.world_model import LOG_FILE, context_rows, cut_scenes, flow_loss, train
 
 from wm_helpers import (TINY_MODEL, TINY_STREAM, one_thread, save_tiny_vae, write_config,  # noqa: F401 (autouse)
                         write_latent_shards)
@@ -88,6 +88,32 @@ def test_scene_cuts_give_context_and_its_prompt_from_another_clip():
         assert (prompts[i, :3] == context).all()
         assert (clips.latents[i, 3:] == 0).all() and (prompts[i, 3:] == 0).all()    # the window keeps its own
     assert (own.latents == 0).all()                                                # inputs untouched
+
+
+class AnchorSpy(torch.nn.Module):
+    """Records the anchor each training forward is given."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.zeros(()))
+        self.seen = []
+
+    def forward(self, latents, levels, actions, prompts, anchor=None, anchor_from=0):
+        self.seen.append((anchor, anchor_from))
+        return latents * self.scale
+
+
+def test_the_window_is_anchored_on_the_newest_context_frame():
+    clips = ClipBatch(torch.randn(2, 11, 4, 4, 6), torch.zeros(2, 11, 5), ["a", "b"])
+    spy = AnchorSpy()
+    for layout in (Layout(3, 4, forcing=False), Layout(1, 4, forcing=False), Layout(0, 2, forcing=False),
+                   Layout(3, 4, forcing=True)):
+        flow_loss(spy, clips, torch.zeros(2, 384), layout, STREAM, MIX, torch.Generator().manual_seed(0),
+                  torch.device("cpu"))
+    (full, at), (short, short_at), (start, _), (forcing, _) = spy.seen
+    assert torch.equal(full, clips.latents[:, 2]) and at == 3           # the clean frame just before the window
+    assert torch.equal(short, clips.latents[:, 0]) and short_at == 1
+    assert start is None and forcing is None                            # no clean frame to anchor on
 
 
 def test_shards_give_model_space_clips_with_the_actions_that_made_them(tmp_path):
@@ -172,6 +198,12 @@ def test_a_new_run_starts_from_a_shipped_bundle(tmp_path, data, vae):
     first, second = (load_file(str(tmp_path / run / "dit" / "diffusion_pytorch_model.safetensors"))
                      for run in ("first", "second"))
     assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+    anchored = write_config(tmp_path, data, tmp_path / "anchored", vae, steps=1, lr=0.0,
+                            init_from=str(tmp_path / "first"), model={**TINY_MODEL, "anchored": True})
+    train(anchored, progress=False)                        # a re-parameterisation starts from the same tensors
+    moved = load_file(str(tmp_path / "anchored" / "dit" / "diffusion_pytorch_model.safetensors"))
+    assert all(torch.equal(first[k], moved[k]) for k in first)
+    assert json.loads((tmp_path / "anchored" / "dit" / "config.json").read_text())["anchored"] is True
     wider = write_config(tmp_path, data, tmp_path / "third", vae, steps=1, init_from=str(tmp_path / "first"),
                          model={**TINY_MODEL, "width": 64})
     with pytest.raises(CheckpointError, match="init_from .* another model: width"):
@@ -197,7 +229,7 @@ def test_ddp_with_two_cpu_processes(tmp_path, data, vae):
     assert saved_step(tmp_path / "run") == 3
 
 
-@pytest.mark.parametrize("name", ["tiny-cpu", "tiny-cpu-deep", "base", "matrix-720p"])
+@pytest.mark.parametrize("name", ["tiny-cpu", "tiny-cpu-deep", "tiny-cpu-anchored", "base", "matrix-720p"])
 def test_shipped_configs_load(name):
     from matrix_sim.config import CONFIG_DIR
     from matrix_sim.train.world_config import load_config

@@ -162,6 +162,11 @@ class WorldBlock(nn.Module):
         return x + mods[8] * self.mlp(modulate(self.norms[2](x), mods[6], mods[7]))
 
 
+def relative_to(anchor: torch.Tensor, latents: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
+    """x_s = (1 - s) x0 + s n  ->  (1 - s)(x0 - a) + s n: the same noise over the change from anchor a (B, C, H, W)."""
+    return latents - (1 - levels)[..., None, None, None] * anchor[:, None]
+
+
 def _embedder(in_dim: int, width: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(in_dim, width), nn.SiLU(), nn.Linear(width, width))
 
@@ -172,11 +177,17 @@ class WorldDiT(ModelMixin, ConfigMixin):
     Conditioning per frame: levels (B, T) in [0, 1], actions (B, T, ACTION_DIM) (the action that produced
     each frame), prompt_emb (B, prompt_dim) or per frame (B, T, prompt_dim). Any latent size divisible by
     the patch size works; positions are computed, not learned.
+
+    anchored: frames after a clean one are predicted as that frame plus a change (the residual
+    parameterisation): given an anchor a, the network sees x_s - (1 - s) a, the flow of the change x0 - a,
+    and its output minus a is v. Inputs and outputs stay absolute, so callers only pass the anchor; a picture
+    that does not change is a change of zero, not a picture the network must redraw through its layers.
     """
 
     @register_to_config
     def __init__(self, in_channels: int = 4, patch_size: int = 2, width: int = 256, depth: int = 6, heads: int = 4,
-                 mlp_ratio: float = 4.0, action_dim: int = ACTION_DIM, prompt_dim: int = 384, level_dim: int = 256):
+                 mlp_ratio: float = 4.0, action_dim: int = ACTION_DIM, prompt_dim: int = 384, level_dim: int = 256,
+                 anchored: bool = False):
         super().__init__()
         if (width // heads) % 4:
             raise ValueError(f"head width {width // heads} must be a multiple of 4 (rotary and 2-D positions)")
@@ -201,9 +212,16 @@ class WorldDiT(ModelMixin, ConfigMixin):
         return level + self.action_embed(actions) + self.prompt_embed(prompt_emb)
 
     def forward(self, latents: torch.Tensor, levels: torch.Tensor, actions: torch.Tensor, prompt_emb: torch.Tensor,
-                cache: Optional[TemporalCache] = None, commit_frames: int = 0) -> torch.Tensor:
+                cache: Optional[TemporalCache] = None, commit_frames: int = 0, anchor: Optional[torch.Tensor] = None,
+                anchor_from: int = 0) -> torch.Tensor:
         """v = noise - x0 for every frame. With `cache`, the frames continue the cached ones in time, and the
-        first `commit_frames` of them (clean context) have their keys/values appended to the cache."""
+        first `commit_frames` of them (clean context) have their keys/values appended to the cache. anchor
+        (B, C, H, W): the newest clean frame before frame `anchor_from`; an anchored model predicts the frames
+        from there on relative to it (ignored by a model that is not anchored, and absent without context)."""
+        anchored = self.config.anchored and anchor is not None
+        if anchored:
+            latents = torch.cat([latents[:, :anchor_from], relative_to(anchor, latents[:, anchor_from:],
+                                                                       levels[:, anchor_from:])], dim=1)
         b, t, c, h, w = latents.shape
         p = self.config.patch_size
         if h % p or w % p:
@@ -223,4 +241,7 @@ class WorldDiT(ModelMixin, ConfigMixin):
             cache.position += commit_frames
         shift, scale = self.out_modulation(cond)[:, :, None].chunk(2, dim=-1)
         out = self.patch_out(modulate(self.out_norm(x), shift, scale))
-        return out.reshape(b, t, rows, cols, c, p, p).permute(0, 1, 4, 2, 5, 3, 6).reshape(b, t, c, h, w)
+        v = out.reshape(b, t, rows, cols, c, p, p).permute(0, 1, 4, 2, 5, 3, 6).reshape(b, t, c, h, w)
+        if anchored:
+            v = torch.cat([v[:, :anchor_from], v[:, anchor_from:] - anchor[:, None]], dim=1)
+        return v

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 TRAIN_PROMPTS = "prompts-train.safetensors"     # every caption of the data, embedded once per run
 LOG_FILE = "train.log"
 TRAINED_STREAM_KEYS = ("context_frames", "levels", "block_frames", "shift")
+REPARAMETERISATIONS = ("anchored",)     # WorldDiT settings that change what its tensors mean, not their shapes
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,9 @@ def flow_loss(model, clips: ClipBatch, prompts: torch.Tensor, layout: Layout, st
               critic: Optional[ActionCritic] = None) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
     """(loss, the critic's cross-entropy or None). The loss is the mean squared error of the predicted
     v = noise - x0 on the frames the layout scores (with a teacher, the target carries its guided action
-    difference too: train/guidance.py), plus the critic's weighted cross-entropy (train/action_loss.py)."""
+    difference too: train/guidance.py), plus the critic's weighted cross-entropy (train/action_loss.py).
+    The newest context frame is the window's anchor, as the newest emitted frame is in the stream (an
+    anchored model predicts the window relative to it; diffusion forcing has no clean frame to anchor on)."""
     frames = layout.frames(stream)
     x0 = clips.latents[:, :frames]
     if prompts.dim() == 3:                  # per-frame prompts (scene cuts)
@@ -71,8 +74,9 @@ def flow_loss(model, clips: ClipBatch, prompts: torch.Tensor, layout: Layout, st
     mask, target = mask.to(device), target.to(device)
     if teacher is not None:
         target = target + teacher.target_shift(noisy, levels, actions, prompts, mask)
+    anchor = x0[:, layout.context - 1].to(device) if layout.context and not layout.forcing else None
     with autocast(device):
-        v = model(noisy, levels, actions, prompts)
+        v = model(noisy, levels, actions, prompts, anchor=anchor, anchor_from=layout.context)
     per_frame = (v.float() - target).pow(2).mean(dim=(2, 3, 4))
     loss = (per_frame * mask).sum() / mask.sum()
     if critic is None:
@@ -204,10 +208,15 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
 
 
 def _start_from(dit_dir: Path, architecture: dict, model: WorldDiT, ema: EMA) -> None:
-    """init_from's DiT; or, where the config only adds blocks to it, a deeper model that starts as it does."""
+    """init_from's DiT; or, where the config only adds blocks to it, a deeper model that starts as it does.
+    A run may re-parameterise the weights it starts from (`anchored`): same tensors, another meaning."""
     shipped = load_model(WorldDiT, dit_dir, what="world model")
+    same_tensors = {k: v for k, v in architecture.items() if k not in REPARAMETERISATIONS}
     if not deepens(dict(shipped.config), architecture):
-        start_from(dit_dir, WorldDiT, architecture, model, ema, what="world model")
+        start_from(dit_dir, WorldDiT, same_tensors, model, ema, what="world model")
+        changed = [k for k in REPARAMETERISATIONS if shipped.config[k] != architecture[k]]
+        if changed:
+            log.info("re-parameterised from %s: %s", dit_dir, ", ".join(f"{k} = {architecture[k]}" for k in changed))
         return
     positions = load_deeper(model, shipped)
     ema.model.load_state_dict(model.state_dict())
