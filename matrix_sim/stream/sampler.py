@@ -72,7 +72,7 @@ class SwinSampler:
         self.generator = torch.Generator(device=self.device).manual_seed(int(seed))
         self.window: list[Block] = []
         self.context = self._no_frames()     # context frames to feed next call (cached mode: not yet committed)
-        self.anchor: Optional[torch.Tensor] = None     # the newest clean frame (C, H, W): an anchored model's
+        self.anchor: Optional[torch.Tensor] = None     # the newest clean frame (C, H, W), an anchored model's reference
         self.cache = TemporalCache(self.config.context_frames) if self.config.cache_context else None
 
     def prime(self, latents: torch.Tensor, actions: torch.Tensor, prompt: torch.Tensor) -> None:
