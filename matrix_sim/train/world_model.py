@@ -211,8 +211,8 @@ def _start_from(dit_dir: Path, architecture: dict, model: WorldDiT, ema: EMA) ->
     """init_from's DiT; or, where the config only adds blocks to it, a deeper model that starts as it does.
     A run may re-parameterise the weights it starts from (`anchored`): same tensors, another meaning."""
     shipped = load_model(WorldDiT, dit_dir, what="world model")
-    same_tensors = {k: v for k, v in architecture.items() if k not in REPARAMETERISATIONS}
     if not deepens(dict(shipped.config), architecture):
+        same_tensors = {k: v for k, v in architecture.items() if k not in REPARAMETERISATIONS}
         start_from(dit_dir, WorldDiT, same_tensors, model, ema, what="world model")
         changed = [k for k in REPARAMETERISATIONS if shipped.config[k] != architecture[k]]
         if changed:
