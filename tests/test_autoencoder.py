@@ -9,7 +9,6 @@ import torch
 import yaml
 
 from matrix_sim.config import ConfigError
-from matrix_sim.data.record import record
 from matrix_sim.eval.metrics import psnr
 from matrix_sim.eval.vae_eval import reconstruct
 from matrix_sim.models.autoencoder import FrameAutoencoder, images_to_tensor, tensor_to_images
@@ -17,23 +16,9 @@ from matrix_sim.models.checkpoint import CheckpointError
 from matrix_sim.models.loading import load_autoencoder
 from matrix_sim.train.vae import load_vae_config, reconstruction_loss, LossWeights
 
-TINY_MODEL = {"latent_channels": 4, "channels": [8, 8, 8], "decoder_blocks": [1, 1, 1], "encoder_blocks": [1, 1, 1]}
+from vae_helpers import TINY_MODEL, tiny_config
+
 SHIPPED_PSNR_FLOOR_DB = 24.0     # the shipped codec gives 25.4 dB on this frame; an untrained one ~18
-
-
-def tiny_config(tmp_path, data_dir, steps=3):
-    config = {"model": TINY_MODEL, "data": {"dirs": [str(data_dir)], "frame_stride": 1, "crop": [32, 64]},
-              "train": {"batch_size": 2, "steps": steps, "warmup_steps": 1, "log_every": 1, "save_every": steps},
-              "loss": {}, "run_dir": str(tmp_path / "run")}
-    path = tmp_path / "vae.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-@pytest.fixture(scope="module")
-def small_shards(tmp_path_factory):
-    return record(tmp_path_factory.mktemp("shards") / "rec", episodes=2, frames=6, seed=0, width=128, height=72,
-                  progress=False)
 
 
 def test_shapes_and_latent_clamp():
@@ -147,15 +132,23 @@ def test_a_decoder_only_run_needs_the_codec_to_keep(tmp_path, small_shards):
         load_vae_config(path)
 
 
-def test_ddp_training_with_two_cpu_processes(tmp_path, small_shards):
+@pytest.mark.parametrize("adversarial", [{}, {"weight": 0.5, "channels": [8, 16], "start_step": 1}],
+                         ids=["reconstruction", "adversarial"])
+def test_ddp_training_with_two_cpu_processes(tmp_path, small_shards, adversarial):
+    """Both processes end with the same decoder; with a discriminator too (its own DDP, and the adaptive weight's
+    gradients taken before DDP's backward)."""
     path = tiny_config(tmp_path, small_shards, steps=3)
+    config = yaml.safe_load(path.read_text())
+    config["adversarial"] = adversarial
+    path.write_text(yaml.safe_dump(config))
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
          "-m", "matrix_sim", "-q", "train-vae", "--config", str(path), "--device", "cpu"],
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "on 2 process(es); replicas in sync" in result.stderr
-    assert torch.load(tmp_path / "run" / "latest.pt", weights_only=True)["step"] == 3
+    state = torch.load(tmp_path / "run" / "latest.pt", weights_only=True)
+    assert state["step"] == 3 and ("discriminator" in state) == bool(adversarial)
 
 
 def test_encode_writes_latent_shards(tmp_path, small_shards):

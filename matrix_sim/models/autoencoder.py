@@ -61,6 +61,11 @@ class FrameAutoencoder(ModelMixin, ConfigMixin):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(images))
 
+    @property
+    def decoder_output_layer(self) -> nn.Conv2d:
+        """The decoder's last convolution (before the pixel shuffle): where an adversarial loss is balanced."""
+        return self.decoder[-2]
+
     # the world model works on normalised latents (about unit variance), as diffusers' VAEs do
     def to_model_space(self, latents: torch.Tensor) -> torch.Tensor:
         return (latents - self.config.shift_factor) * self.config.scaling_factor

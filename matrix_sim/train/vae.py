@@ -1,7 +1,8 @@
 """`python -m matrix_sim train-vae --config configs/vae-tiny.yaml`: train the frame autoencoder.
 
 Reconstruction loss (MSE for PSNR, L1 and an image-gradient term for crisp edges) on random crops of
-recorded frames; EMA weights are what ships. Resumes from RUN_DIR/latest.pt; under torchrun every rank
+recorded frames, and optionally a discriminator's judgement (matrix_sim.train.adversarial); EMA weights are
+what ships. Resumes from RUN_DIR/latest.pt; under torchrun every rank
 draws its own crops and DDP averages the gradients. With `freeze_encoder` only the decoder learns: the
 latents, their normalisation and so every world model trained on them stay valid while the decoder improves.
 """
@@ -21,12 +22,14 @@ from matrix_sim.config import ConfigError, from_dict, load_yaml
 from matrix_sim.data.frames import FrameBank
 from matrix_sim.device import autocast, describe, pick_device
 from matrix_sim.models.autoencoder import FrameAutoencoder, images_to_tensor
+from matrix_sim.train.adversarial import Adversary, AdversarialSettings
 from matrix_sim.train.distributed import init_distributed, log_finish, shutdown, wrap_model
 from matrix_sim.train.optim import OptimSettings, optimizer_step
 from matrix_sim.train.ema import EMA
 from matrix_sim.train.run_state import load_same_architecture, start_from
 
 log = logging.getLogger(__name__)
+ADVERSARIAL_STATS = ("adversarial", "adversarial_weight", "discriminator")
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class VaeConfig:
     run_dir: str              # latest.pt (resume) and vae/ (EMA weights, what ships: copy it to checkpoints/)
     init_from: str = ""       # a fresh run starts from these weights (e.g. the shipped checkpoints/vae)
     freeze_encoder: bool = False   # train the decoder alone, on init_from's encoder and latent normalisation
+    adversarial: AdversarialSettings = field(default_factory=AdversarialSettings)
 
 
 def load_vae_config(path: str | Path) -> VaeConfig:
@@ -62,6 +66,7 @@ def load_vae_config(path: str | Path) -> VaeConfig:
     raw["data"] = from_dict(VaeData, raw.get("data"), f"{path}: data")
     raw["train"] = from_dict(OptimSettings, raw.get("train", {}), f"{path}: train")
     raw["loss"] = from_dict(LossWeights, raw.get("loss", {}), f"{path}: loss")
+    raw["adversarial"] = from_dict(AdversarialSettings, raw.get("adversarial", {}), f"{path}: adversarial")
     config = from_dict(VaeConfig, raw, str(path))
     if config.freeze_encoder and not config.init_from:
         raise ConfigError(f"{path}: freeze_encoder needs init_from, the codec whose encoder and latents to keep")
@@ -108,7 +113,8 @@ def train_vae(config_path: str | Path, steps: int | None = None, device: str | N
         model.encoder.requires_grad_(False)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.train.lr,
                             weight_decay=cfg.train.weight_decay)
-    step = _resume(run_dir / "latest.pt", model, ema, opt, d.device)
+    adversary = Adversary(cfg.adversarial, model.decoder_output_layer.weight, d) if cfg.adversarial.weight else None
+    step = _resume(run_dir / "latest.pt", model, ema, opt, d.device, adversary)
     if step == 0 and cfg.init_from:
         start_from(cfg.init_from, FrameAutoencoder, cfg.model, model, ema, what="autoencoder")
     fixed_statistics = _frozen_latent_statistics(cfg) if cfg.freeze_encoder else None
@@ -126,23 +132,29 @@ def train_vae(config_path: str | Path, steps: int | None = None, device: str | N
         with autocast(d.device):
             recon = ddp(x)
         loss, stats = reconstruction_loss(recon.float(), x, cfg.loss)
+        if adversary is not None:
+            loss, judged = adversary.decoder_loss(recon.float(), loss, step)
+            stats.update(judged, loss=loss.item())
         optimizer_step(loss, model, opt, ema, step, cfg.train.grad_clip)
+        if adversary is not None:
+            stats.update(adversary.update(x, recon.float()))
         step += 1
         bar.update(1)
         if d.is_main and (step % cfg.train.log_every == 0 or step == total_steps):
             rate = step / max(1e-9, time.perf_counter() - started)
             bar.set_postfix(psnr=f"{stats['psnr']:.2f}", loss=f"{stats['loss']:.4f}")
-            log.info("step %d loss %.5f mse %.6f psnr %.2f dB lr %.2e (%.2f steps/s)", step, stats["loss"], stats["mse"],
-                     stats["psnr"], opt.param_groups[0]["lr"], rate)
+            judged = "".join(f" {key} {stats[key]:.4f}" for key in ADVERSARIAL_STATS if key in stats)
+            log.info("step %d loss %.5f mse %.6f psnr %.2f dB%s lr %.2e (%.2f steps/s)", step, stats["loss"],
+                     stats["mse"], stats["psnr"], judged, opt.param_groups[0]["lr"], rate)
         if d.is_main and (step % cfg.train.save_every == 0 or step == total_steps):
-            _save(run_dir, model, ema, opt, step, bank, fixed_statistics)
+            _save(run_dir, model, ema, opt, step, bank, fixed_statistics, adversary)
     bar.close()
     log_finish(model, d, step)
     shutdown(d)
     return run_dir / "vae"
 
 
-def _resume(path: Path, model, ema, opt, device) -> int:
+def _resume(path: Path, model, ema, opt, device, adversary: Adversary | None = None) -> int:
     if not path.exists():
         return 0
     state = torch.load(path, map_location=device, weights_only=True)
@@ -150,6 +162,8 @@ def _resume(path: Path, model, ema, opt, device) -> int:
     ema.model.load_state_dict(state["ema"])
     opt.load_state_dict(state["optimizer"])
     log.info("resumed from %s at step %d", path, state["step"])
+    if adversary is not None and not adversary.load_state_dict(state):
+        log.info("%s holds no discriminator: a new one starts", path)
     return int(state["step"])
 
 
@@ -171,9 +185,10 @@ def _frozen_latent_statistics(cfg: VaeConfig) -> tuple[float, float]:
 
 
 def _save(run_dir: Path, model, ema, opt, step: int, bank: FrameBank,
-          fixed_statistics: tuple[float, float] | None = None) -> None:
+          fixed_statistics: tuple[float, float] | None = None, adversary: Adversary | None = None) -> None:
     tmp = run_dir / "latest.pt.tmp"
-    torch.save({"model": model.state_dict(), "ema": ema.model.state_dict(), "optimizer": opt.state_dict(), "step": step}, tmp)
+    state = {"model": model.state_dict(), "ema": ema.model.state_dict(), "optimizer": opt.state_dict(), "step": step}
+    torch.save({**state, **(adversary.state_dict() if adversary is not None else {})}, tmp)
     tmp.replace(run_dir / "latest.pt")
     shift, scale = fixed_statistics or latent_statistics(ema.model, bank)
     ema.model.register_to_config(shift_factor=shift, scaling_factor=scale)
