@@ -211,6 +211,7 @@ def test_eval_returns_every_figure(bundle, trained_probe, tmp_path):
         low, high = drift["stats"][name]["real_band"]
         assert 0 <= low <= high <= 1
     assert isinstance(drift["inside_real_spread"], bool) and 0 <= drift["inside_fraction"] <= 1
+    assert all(len(drift["codec_reference"]["stats"][name]["per_window"]) == 4 for name in STATS)
     tiles = np.asarray(Image.open(drift["sheet"]))            # a column per window: real above generated
     assert tiles.shape == (2 * (144 + LABEL_HEIGHT), 4 * 256, 3)
     footage = [image for image, _ in real_run(drift["prompt"], 2**31 + 977, 4 + 64)][4:]     # after the context
@@ -269,3 +270,21 @@ def test_drift_sheet_leaves_out_a_short_last_window_without_its_middle_frame(bun
         world.close()
     assert drift["windows"] == 5
     assert np.asarray(Image.open(drift["sheet"])).shape == (2 * (144 + LABEL_HEIGHT), 4 * 256, 3)
+
+
+def test_drift_codec_reference_is_the_real_footage_through_the_codec(bundle):
+    """A codec that changes nothing scores exactly the real footage's windows; one that flattens every frame
+    scores no edges at all, below the band: the reference shows what the codec alone costs."""
+    world = WorldModel.from_pretrained(bundle, device="cpu")
+    flat = lambda images: np.broadcast_to(images.mean(axis=(1, 2), keepdims=True).astype(np.uint8),  # noqa: E731
+                                          images.shape)
+    try:       # 70 frames: a partial last codec batch (64 + 6) and a short last window (16 x 4 + 6)
+        kept = drift_eval(world, "drive desert by day", frames=70, context=4, window_s=1.0, codec=lambda x: x)
+        flattened = drift_eval(world, "drive desert by day", frames=70, context=4, window_s=1.0, codec=flat)
+    finally:
+        world.close()
+    for name in STATS:
+        assert kept["codec_reference"]["stats"][name]["per_window"] == kept["stats"][name]["real"]
+    edges = flattened["codec_reference"]["stats"]["edge_density"]
+    assert edges["per_window"] == [0.0] * 4 and not edges["inside"]
+    assert flattened["codec_reference"]["inside_fraction"] < kept["codec_reference"]["inside_fraction"]

@@ -11,6 +11,11 @@ from the 5th to the 95th percentile of its per-frame values; a generated minute 
 lies in that band. Collapse (frames going flat, dark, washed out or to noise) leaves the band; a healthy
 model stays inside it for every minute of the run. The numbers can hide how a run looks, so a sheet shows
 the middle frame of every window, real above generated (`eval --drift-sheet`).
+
+Every generated frame comes out of the autoencoder's decoder, which keeps only part of the footage's edges
+(eval-vae). So the real footage also goes through the codec (encoded and decoded, `codec_reference`): the
+statistics a world model that reproduced every true latent would score, which tells the codec's share of a
+gap from the world model's.
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ from matrix_sim.actions import Action
 STATS = ("brightness", "colourfulness", "edge_density")
 EDGE = STATS.index("edge_density")
 EDGE_THRESHOLD = 24
+CODEC_BATCH = 64           # real frames round-tripped through the codec at a time
 WHAT = ("per-minute means of frame brightness, colourfulness and edge density (each in [0, 1]) of a generated "
         "run vs real source-world footage of the same scene under the same actions; a minute is inside when its "
         "mean lies within the 5-95th percentile band of the real frames' values")
@@ -68,13 +74,16 @@ def window_means(values: np.ndarray, window: int) -> np.ndarray:
 
 def drift_eval(world, prompt: str, frames: int = 10_000, seed: int = 0, context: int = 8, window_s: float = 60.0,
                heldout_seed: int = 2**31 + 977, progress: Optional[Callable[[int], None]] = None,
-               sheet: Optional[str | Path] = None) -> dict:
+               sheet: Optional[str | Path] = None,
+               codec: Optional[Callable[[np.ndarray], np.ndarray]] = None) -> dict:
     """Run `world` (a WorldModel) for `frames` frames after real context and compare per-window statistics;
-    sheet: also write the middle frame of each window, real above generated (a PNG), here."""
+    sheet: also write the middle frame of each window, real above generated (a PNG), here;
+    codec: (N, H, W, 3) uint8 -> the same frames encoded and decoded: adds `codec_reference`."""
     rate = world.frame_rate
     window = max(1, int(round(window_s * rate)))
     shown = lambda t: sheet is not None and t % window == window // 2       # noqa: E731
     real_stats, actions, context_frames, real_shown, gen_shown = [], [], [], [], []
+    codec_stats, pending = [], []
     for image, action in real_run(prompt, heldout_seed, frames + context):
         if len(context_frames) < context:
             context_frames.append(image)
@@ -82,6 +91,11 @@ def drift_eval(world, prompt: str, frames: int = 10_000, seed: int = 0, context:
             if shown(len(real_stats)):
                 real_shown.append(image)
             real_stats.append(frame_stats(image))
+            if codec is not None:
+                pending.append(image)
+                if len(pending) == CODEC_BATCH or len(real_stats) == frames:
+                    codec_stats += [frame_stats(rebuilt) for rebuilt in codec(np.stack(pending))]
+                    pending = []
         actions.append(action)
     actions = np.stack(actions)
     started = time.perf_counter()
@@ -109,6 +123,8 @@ def drift_eval(world, prompt: str, frames: int = 10_000, seed: int = 0, context:
         "stats": stats, "inside_fraction": round(float(inside.mean()), 4),
         "inside_real_spread": bool(inside.all()), "generated_fps": round(frames / max(seconds, 1e-9), 2),
     }
+    if codec is not None:
+        result["codec_reference"] = _codec_reference(np.stack(codec_stats), window, low, high)
     if sheet is not None:
         from matrix_sim.eval.sheets import drift_sheet
 
@@ -117,6 +133,17 @@ def drift_eval(world, prompt: str, frames: int = 10_000, seed: int = 0, context:
         result["sheet"] = str(drift_sheet(real_shown[:shown_windows], gen_shown[:shown_windows], times,
                                           gen_windows[:shown_windows, STATS.index("edge_density")], sheet))
     return result
+
+
+def _codec_reference(stats: np.ndarray, window: int, low: np.ndarray, high: np.ndarray) -> dict:
+    """The real footage's per-window means after the codec, held against the same band as the generated run."""
+    windows = window_means(stats, window)
+    inside = (windows >= low) & (windows <= high)
+    return {"what": "the real footage encoded and decoded by the bundle's autoencoder: what a world model that "
+                    "reproduced every true latent would score",
+            "stats": {name: {"per_window": _r(windows[:, i]), "inside": bool(inside[:, i].all())}
+                      for i, name in enumerate(STATS)},
+            "inside_fraction": round(float(inside.mean()), 4)}
 
 
 def _r(values) -> list[float]:

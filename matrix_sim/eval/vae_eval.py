@@ -26,9 +26,9 @@ TIMING_RUNS = 50
 
 @torch.no_grad()
 def reconstruct(model: FrameAutoencoder, images: np.ndarray, batch: int = 16) -> np.ndarray:
-    out = []
+    out, device = [], next(model.parameters()).device
     for i in range(0, len(images), batch):
-        x = images_to_tensor(images[i:i + batch]).contiguous(memory_format=torch.channels_last)
+        x = images_to_tensor(images[i:i + batch]).to(device).contiguous(memory_format=torch.channels_last)
         out.append(tensor_to_images(model.decode(model.encode(x))))
     return np.concatenate(out)
 

@@ -166,7 +166,8 @@ def eval_world_model(checkpoint: str | Path, probe: str | Path = DEFAULT_PROBE_D
         t = time.perf_counter()
         bar = tqdm(total=drift_frames, desc="eval: drift", disable=not progress)
         result["drift"] = drift_eval(world, drift_prompt, drift_frames, seed, context, drift_window_s,
-                                     progress=lambda i: bar.update(1), sheet=drift_sheet)
+                                     progress=lambda i: bar.update(1), sheet=drift_sheet,
+                                     codec=lambda images: reconstruct(world.vae, images))
         bar.close()
         timings["drift"] = time.perf_counter() - t
     else:
