@@ -1,7 +1,7 @@
 """An adversarial term for the decoder: a patch discriminator judges real crops against reconstructions.
 
 MSE, L1 and the image-gradient term all reward the mean of what a latent could show, which is a blur: the
-codec keeps 57 % of the footage's edges (eval-vae's edge density). A discriminator instead rewards a decoder
+session-12 codec kept 56 % of the footage's edges (eval-vae's edge density). A discriminator instead rewards a decoder
 for edges that look like the footage's, as TAESD's decoder is trained. Hinge loss for the discriminator; the
 decoder's term is weighted adaptively, as in VQGAN (Esser et al. 2021): `weight` times the ratio of the
 reconstruction loss's gradient norm to the adversarial term's at the decoder's output layer, so one factor means

@@ -2,9 +2,9 @@
 
 Reconstruction loss (MSE for PSNR, L1 and an image-gradient term for crisp edges) on random crops of
 recorded frames, and optionally a discriminator's judgement (matrix_sim.train.adversarial); EMA weights are
-what ships. Resumes from RUN_DIR/latest.pt; under torchrun every rank
-draws its own crops and DDP averages the gradients. With `freeze_encoder` only the decoder learns: the
-latents, their normalisation and so every world model trained on them stay valid while the decoder improves.
+what ships. Resumes from RUN_DIR/latest.pt; under torchrun every rank draws its own crops and DDP averages the
+gradients. With `freeze_encoder` only the decoder learns: the latents, their normalisation and so every world
+model trained on them stay valid while the decoder improves.
 """
 from __future__ import annotations
 
@@ -130,14 +130,14 @@ def train_vae(config_path: str | Path, steps: int | None = None, device: str | N
         crops = bank.random_crops(gen, per_process_batch, tuple(cfg.data.crop))
         x = images_to_tensor(crops).to(d.device).contiguous(memory_format=torch.channels_last)
         with autocast(d.device):
-            recon = ddp(x)
-        loss, stats = reconstruction_loss(recon.float(), x, cfg.loss)
+            recon = ddp(x).float()
+        loss, stats = reconstruction_loss(recon, x, cfg.loss)
         if adversary is not None:
-            loss, judged = adversary.decoder_loss(recon.float(), loss, step)
+            loss, judged = adversary.decoder_loss(recon, loss, step)
             stats.update(judged, loss=loss.item())
         optimizer_step(loss, model, opt, ema, step, cfg.train.grad_clip)
         if adversary is not None:
-            stats.update(adversary.update(x, recon.float()))
+            stats.update(adversary.update(x, recon))
         step += 1
         bar.update(1)
         if d.is_main and (step % cfg.train.log_every == 0 or step == total_steps):
