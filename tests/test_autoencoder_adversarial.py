@@ -59,9 +59,9 @@ def test_the_decoder_term_joins_at_its_start_step():
     adversary = Adversary(AdversarialSettings(weight=0.5, start_step=10, channels=[8]), layer, CPU)
     recon = F.conv2d(torch.randn(2, 3, 16, 16), layer, padding=1)
     reconstruction = recon.square().mean()
-    before, stats = adversary.decoder_loss(recon, reconstruction, step=9)
+    before, stats = adversary.generator_loss(recon, reconstruction, step=9)
     assert before is reconstruction and stats == {}
-    after, stats = adversary.decoder_loss(recon, reconstruction, step=10)
+    after, stats = adversary.generator_loss(recon, reconstruction, step=10)
     expected = reconstruction + stats["adversarial_weight"] * stats["adversarial"]
     assert stats["adversarial_weight"] > 0 and after.item() == pytest.approx(expected.item(), rel=1e-5)
 

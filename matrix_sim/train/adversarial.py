@@ -1,15 +1,19 @@
-"""An adversarial term for the decoder: a patch discriminator judges real crops against reconstructions.
+"""An adversarial term: a patch discriminator judges real samples against a generator's (the decoder's crops,
+the world model's frame estimates).
 
 MSE, L1 and the image-gradient term all reward the mean of what a latent could show, which is a blur: the
 session-12 codec kept 56 % of the footage's edges (eval-vae's edge density). A discriminator instead rewards a decoder
-for edges that look like the footage's, as TAESD's decoder is trained. Hinge loss for the discriminator; the
-decoder's term is weighted adaptively, as in VQGAN (Esser et al. 2021): `weight` times the ratio of the
-reconstruction loss's gradient norm to the adversarial term's at the decoder's output layer, so one factor means
-the same whatever the losses' scales. Off (weight 0) unless a config asks for it.
+for edges that look like the footage's, as TAESD's decoder is trained. The world model's flow loss has the same
+bias: its one-shot estimate of a frame is the mean of what the frame could be, so it judges those estimates on
+latents (`EstimateAdversarial`). Hinge loss for the discriminator; the generator's term is weighted adaptively,
+as in VQGAN (Esser et al. 2021): `weight` times the ratio of the base loss's gradient norm to the adversarial
+term's at the generator's output layer, so one factor means the same whatever the losses' scales. Off (weight 0)
+unless a config asks for it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +22,7 @@ from matrix_sim.device import autocast
 from matrix_sim.models.discriminator import PatchDiscriminator
 from matrix_sim.train.distributed import Distributed, wrap_model
 
+FIGURES = ("adversarial", "adversarial_weight", "discriminator")   # what a step's two halves report, for logs
 MAX_ADAPTIVE_WEIGHT = 1e4    # VQGAN's clamp: early on, a flat adversarial gradient must not blow the term up
 
 
@@ -26,9 +31,29 @@ class AdversarialSettings:
     """The `adversarial` section of an autoencoder config."""
 
     weight: float = 0.0            # 0: no discriminator, the reconstruction losses alone
-    start_step: int = 0            # the discriminator trains from the first step, the decoder's term joins here
+    start_step: int = 0            # the discriminator trains from the first step, the generator's term joins here
     lr: float = 2e-4
     channels: list = field(default_factory=lambda: [32, 64, 128])
+
+    def __post_init__(self) -> None:
+        if self.weight < 0 or self.lr <= 0 or self.start_step < 0:
+            raise ValueError(f"need weight >= 0, lr > 0 and start_step >= 0, got {self}")
+        if not self.channels or any(not isinstance(c, int) or c < 1 for c in self.channels):
+            raise ValueError(f"channels must be a non-empty list of positive widths, got {self.channels}")
+
+
+@dataclass(frozen=True)
+class EstimateAdversarial(AdversarialSettings):
+    """The `adversarial` section of a world-model config: the discriminator reads latents and judges the
+    model's one-shot estimates x0_hat = x_s - s * v of the scored frames at levels <= max_level (the stream's
+    last Euler step emits such an estimate, from s = 1 / L; noisier ones are blurs by nature)."""
+
+    max_level: float = 0.5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 < self.max_level <= 1.0:
+            raise ValueError(f"max_level must lie in (0, 1], got {self.max_level}")
 
 
 def adaptive_weight(reconstruction: torch.Tensor, adversarial: torch.Tensor, layer: torch.Tensor) -> float:
@@ -39,17 +64,31 @@ def adaptive_weight(reconstruction: torch.Tensor, adversarial: torch.Tensor, lay
     return float((g_rec.norm() / (g_adv.norm() + 1e-4)).clamp(0, MAX_ADAPTIVE_WEIGHT))
 
 
-def hinge_discriminator_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
-    return F.relu(1 - real_scores).mean() + F.relu(1 + fake_scores).mean()
+def weighted_mean(scores: torch.Tensor, weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """The mean of each sample's scores, weighted per sample (weights 0 or 1 pick samples; all 0 gives 0, still
+    in the graph, so every process of a DDP run takes part in the backward)."""
+    per_sample = scores.reshape(len(scores), -1).mean(dim=1)
+    if weights is None:
+        return per_sample.mean()
+    weights = weights.to(per_sample.dtype)
+    return (per_sample * weights).sum() / weights.sum().clamp(min=1.0)
+
+
+def hinge_discriminator_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor,
+                             weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """weights: per sample, for the real and the fake scores alike (the pairs are the same frames)."""
+    return weighted_mean(F.relu(1 - real_scores), weights) + weighted_mean(F.relu(1 + fake_scores), weights)
 
 
 class Adversary:
-    """The discriminator, its optimiser, and the two halves of a step: the decoder's term, the discriminator's
-    update. Its state rides in the autoencoder run's latest.pt, so a resumed run keeps its discriminator."""
+    """The discriminator, its optimiser, and the two halves of a step: the generator's term, the discriminator's
+    update. Its state rides in the run's saved state, so a resumed run keeps its discriminator.
+    in_channels: 3 for images, the latent channels for latents."""
 
-    def __init__(self, settings: AdversarialSettings, output_layer: torch.Tensor, d: Distributed):
+    def __init__(self, settings: AdversarialSettings, output_layer: torch.Tensor, d: Distributed,
+                 in_channels: int = 3):
         self.settings = settings
-        self.model = PatchDiscriminator(tuple(settings.channels)).to(d.device)
+        self.model = PatchDiscriminator(tuple(settings.channels), in_channels).to(d.device)
         self.ddp = wrap_model(self.model, d)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=settings.lr, betas=(0.5, 0.9))
         self.output_layer = output_layer
@@ -59,18 +98,23 @@ class Adversary:
         with autocast(self.device):
             return self.ddp(images).float()
 
-    def decoder_loss(self, recon: torch.Tensor, reconstruction: torch.Tensor, step: int) -> tuple[torch.Tensor, dict]:
-        """The reconstruction loss plus the weighted adversarial term (from `start_step` on)."""
+    def generator_loss(self, fake: torch.Tensor, base: torch.Tensor, step: int,
+                       weights: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, dict]:
+        """The base loss (reconstruction, flow) plus the weighted adversarial term on `fake` (from `start_step` on);
+        weights: which samples of `fake` count (see weighted_mean); no figures when none does."""
         if step < self.settings.start_step:
-            return reconstruction, {}
-        fooled = -self._scores(recon).mean()
-        weight = self.settings.weight * adaptive_weight(reconstruction, fooled, self.output_layer)
-        return reconstruction + weight * fooled, {"adversarial": fooled.item(), "adversarial_weight": weight}
+            return base, {}
+        fooled = -weighted_mean(self._scores(fake), weights)
+        if weights is not None and not weights.any():
+            return base + 0.0 * fooled, {}
+        weight = self.settings.weight * adaptive_weight(base, fooled, self.output_layer)
+        return base + weight * fooled, {"adversarial": fooled.item(), "adversarial_weight": weight}
 
-    def update(self, real: torch.Tensor, recon: torch.Tensor) -> dict:
-        """One discriminator step on real crops against (detached) reconstructions, in one forward."""
-        scores = self._scores(torch.cat([real, recon.detach()]))
-        loss = hinge_discriminator_loss(scores[:len(real)], scores[len(real):])
+    def update(self, real: torch.Tensor, fake: torch.Tensor, weights: Optional[torch.Tensor] = None) -> dict:
+        """One discriminator step on real samples against (detached) generated ones, in one forward; weights:
+        which pairs count (see weighted_mean)."""
+        scores = self._scores(torch.cat([real, fake.detach()]))
+        loss = hinge_discriminator_loss(scores[:len(real)], scores[len(real):], weights)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()

@@ -22,14 +22,13 @@ from matrix_sim.config import ConfigError, from_dict, load_yaml
 from matrix_sim.data.frames import FrameBank
 from matrix_sim.device import autocast, describe, pick_device
 from matrix_sim.models.autoencoder import FrameAutoencoder, images_to_tensor
-from matrix_sim.train.adversarial import Adversary, AdversarialSettings
+from matrix_sim.train.adversarial import FIGURES as ADVERSARIAL_FIGURES, Adversary, AdversarialSettings
 from matrix_sim.train.distributed import init_distributed, log_finish, shutdown, wrap_model
 from matrix_sim.train.optim import OptimSettings, optimizer_step
 from matrix_sim.train.ema import EMA
 from matrix_sim.train.run_state import load_same_architecture, start_from
 
 log = logging.getLogger(__name__)
-ADVERSARIAL_STATS = ("adversarial", "adversarial_weight", "discriminator")
 
 
 @dataclass(frozen=True)
@@ -133,7 +132,7 @@ def train_vae(config_path: str | Path, steps: int | None = None, device: str | N
             recon = ddp(x).float()
         loss, stats = reconstruction_loss(recon, x, cfg.loss)
         if adversary is not None:
-            loss, judged = adversary.decoder_loss(recon, loss, step)
+            loss, judged = adversary.generator_loss(recon, loss, step)
             stats.update(judged, loss=loss.item())
         optimizer_step(loss, model, opt, ema, step, cfg.train.grad_clip)
         if adversary is not None:
@@ -143,7 +142,7 @@ def train_vae(config_path: str | Path, steps: int | None = None, device: str | N
         if d.is_main and (step % cfg.train.log_every == 0 or step == total_steps):
             rate = step / max(1e-9, time.perf_counter() - started)
             bar.set_postfix(psnr=f"{stats['psnr']:.2f}", loss=f"{stats['loss']:.4f}")
-            judged = "".join(f" {key} {stats[key]:.4f}" for key in ADVERSARIAL_STATS if key in stats)
+            judged = "".join(f" {key} {stats[key]:.4f}" for key in ADVERSARIAL_FIGURES if key in stats)
             log.info("step %d loss %.5f mse %.6f psnr %.2f dB%s lr %.2e (%.2f steps/s)", step, stats["loss"],
                      stats["mse"], stats["psnr"], judged, opt.param_groups[0]["lr"], rate)
         if d.is_main and (step % cfg.train.save_every == 0 or step == total_steps):

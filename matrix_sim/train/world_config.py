@@ -7,7 +7,8 @@ window the model will run in), levels (LevelMix: how training noise levels are d
 optimiser, EMA, logging and checkpoint intervals), guidance (optional, GuidanceDistill: action guidance
 distilled from a frozen teacher), own_context (optional, OwnContext: context frames replaced by the model's
 own estimates, against drift), action_loss (optional, ActionLoss: a frozen latent probe's verdict on the
-model's estimates, train/action_loss.py).
+model's estimates, train/action_loss.py), adversarial (optional, EstimateAdversarial: a discriminator's verdict
+on them, train/adversarial.py).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from matrix_sim.models.checkpoint import CheckpointError, full_config
 from matrix_sim.models.dit import WorldDiT
 from matrix_sim.stream.schedule import StreamConfig
 from matrix_sim.train.action_loss import ActionLoss
+from matrix_sim.train.adversarial import EstimateAdversarial
 from matrix_sim.train.guidance import GuidanceDistill
 from matrix_sim.train.levels import LevelMix
 from matrix_sim.train.optim import OptimSettings
@@ -39,6 +41,7 @@ class WorldModelConfig:
     guidance: Optional[GuidanceDistill] = None
     own_context: Optional[OwnContext] = None
     action_loss: Optional[ActionLoss] = None
+    adversarial: Optional[EstimateAdversarial] = None
     still_share: float = 0.0           # of the training clips drawn from still ones (a stopped player)
 
     def model_config(self) -> dict:
@@ -52,7 +55,9 @@ def load_config(path: str | Path) -> WorldModelConfig:
         raise ConfigError(f"{path}: expected data, run_dir and the sections model, stream, levels, train")
     sections = {"stream": StreamConfig, "levels": LevelMix, "train": OptimSettings}
     built = {name: from_dict(cls, raw.get(name), f"{path}: {name}") for name, cls in sections.items()}
-    for name, cls in (("guidance", GuidanceDistill), ("own_context", OwnContext), ("action_loss", ActionLoss)):
+    optional = (("guidance", GuidanceDistill), ("own_context", OwnContext), ("action_loss", ActionLoss),
+                ("adversarial", EstimateAdversarial))
+    for name, cls in optional:
         if raw.get(name) is not None:
             built[name] = from_dict(cls, raw[name], f"{path}: {name}")
     config = from_dict(WorldModelConfig, {**raw, **built}, str(path))

@@ -11,7 +11,7 @@ import logging
 import math
 import shutil
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
@@ -28,6 +28,7 @@ from matrix_sim.models.prompt import PromptBank
 from matrix_sim.stream import bundle
 from matrix_sim.stream.schedule import StreamConfig
 from matrix_sim.train.action_loss import ActionCritic
+from matrix_sim.train.adversarial import FIGURES as ADVERSARIAL_FIGURES, Adversary
 from matrix_sim.train.distributed import Distributed, all_mean, init_distributed, log_finish, shutdown, wrap_model
 from matrix_sim.train.ema import EMA
 from matrix_sim.train.guidance import GuidanceTeacher
@@ -41,6 +42,7 @@ from matrix_sim.world.scenes import scene_catalog
 
 log = logging.getLogger(__name__)
 TRAIN_PROMPTS = "prompts-train.safetensors"     # every caption of the data, embedded once per run
+DISCRIMINATOR_FILE = "discriminator.pt"         # the adversary's state beside the run's state (adversarial:)
 LOG_FILE = "train.log"
 TRAINED_STREAM_KEYS = ("context_frames", "levels", "block_frames", "shift")
 REPARAMETERISATIONS = ("anchored",)     # WorldDiT settings that change what its tensors mean, not their shapes
@@ -54,12 +56,23 @@ class TrainSummary:
     last_loss: float           # mean loss of the last one
 
 
+@dataclass
+class StepLoss:
+    """A step's loss, the figures to log beside it, and what a discriminator learns from next."""
+
+    loss: torch.Tensor
+    stats: dict = field(default_factory=dict)        # "action critic", "adversarial", "adversarial_weight"
+    judged: Optional[tuple] = None      # (true latents, the model's estimates, which of them count)
+
+
 def flow_loss(model, clips: ClipBatch, prompts: torch.Tensor, layout: Layout, stream: StreamConfig, mix: LevelMix,
               generator: torch.Generator, device: torch.device, teacher: Optional[GuidanceTeacher] = None,
-              critic: Optional[ActionCritic] = None) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
-    """(loss, the critic's cross-entropy or None). The loss is the mean squared error of the predicted
-    v = noise - x0 on the frames the layout scores (with a teacher, the target carries its guided action
-    difference too: train/guidance.py), plus the critic's weighted cross-entropy (train/action_loss.py).
+              critic: Optional[ActionCritic] = None, adversary: Optional[Adversary] = None,
+              step: int = 0) -> StepLoss:
+    """The mean squared error of the predicted v = noise - x0 on the frames the layout scores (with a teacher,
+    the target carries its guided action difference too: train/guidance.py), plus the adversary's weighted
+    term on the estimates x0_hat = x_s - s * v of the scored frames at levels <= its max_level (from its
+    start `step` on; train/adversarial.py) and the critic's weighted cross-entropy (train/action_loss.py).
     The newest context frame is the window's anchor, as the newest emitted frame is in the stream (an
     anchored model predicts the window relative to it; diffusion forcing has no clean frame to anchor on)."""
     frames = layout.frames(stream)
@@ -71,19 +84,27 @@ def flow_loss(model, clips: ClipBatch, prompts: torch.Tensor, layout: Layout, st
     s = levels[..., None, None, None]
     noisy, target = (1 - s) * x0 + s * noise, noise - x0
     noisy, levels, actions, prompts = (t.to(device) for t in (noisy, levels, clips.actions[:, :frames], prompts))
-    mask, target = mask.to(device), target.to(device)
+    mask, target, x0 = mask.to(device), target.to(device), x0.to(device)
     if teacher is not None:
         target = target + teacher.target_shift(noisy, levels, actions, prompts, mask)
-    anchor = x0[:, layout.context - 1].to(device) if layout.context and not layout.forcing else None
+    anchor = x0[:, layout.context - 1] if layout.context and not layout.forcing else None
     with autocast(device):
         v = model(noisy, levels, actions, prompts, anchor=anchor, anchor_from=layout.context)
     per_frame = (v.float() - target).pow(2).mean(dim=(2, 3, 4))
-    loss = (per_frame * mask).sum() / mask.sum()
-    if critic is None:
-        return loss, None
+    out = StepLoss((per_frame * mask).sum() / mask.sum())
+    if critic is None and adversary is None:
+        return out
     estimate = noisy - levels[..., None, None, None] * v.float()
-    judged = critic.loss(x0.to(device), estimate, levels, actions, mask)
-    return loss + critic.settings.weight * judged, judged
+    if adversary is not None:        # every scored frame is scored, those above max_level with weight 0 (DDP)
+        counts = (levels <= adversary.settings.max_level)[mask]
+        out.loss, judged = adversary.generator_loss(estimate[mask], out.loss, step, counts)
+        out.stats.update(judged)
+        out.judged = (x0[mask], estimate[mask], counts)
+    if critic is not None:
+        critic_ce = critic.loss(x0, estimate, levels, actions, mask)
+        out.loss = out.loss + critic.settings.weight * critic_ce
+        out.stats["action critic"] = critic_ce.item()
+    return out
 
 
 def context_rows(rng: np.random.Generator, layout: Layout, share: float, batch: int) -> np.ndarray:
@@ -148,6 +169,7 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
         _start_from(Path(cfg.init_from) / bundle.DIT_DIR, cfg.model_config(), model, ema)
     teacher = GuidanceTeacher(cfg.guidance, cfg.model_config(), d.device) if cfg.guidance else None
     critic = ActionCritic(cfg.action_loss, shards.latent_shape, d.device) if cfg.action_loss else None
+    adversary = _adversary(cfg, model, d, shards.latent_shape[0], run_dir if step else None)
     if d.is_main:
         _write_bundle_parts(run_dir, cfg, shards)
         if cfg.still_share:
@@ -163,7 +185,7 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
     per_process = cfg.train.batch_size // d.world_size
     schedule = replace(cfg.train, steps=total_steps)      # `train --steps N` moves the cooldown to N too
     bar = tqdm(total=total_steps, initial=step, desc="train world model", unit="step", disable=not progress)
-    losses, judged, intervals, interval_start = [], [], [], time.perf_counter()
+    losses, figures, intervals, interval_start = [], {}, [], time.perf_counter()
     while step < total_steps:
         for group in opt.param_groups:
             group["lr"] = warmup_stable_cooldown(step, schedule)
@@ -180,31 +202,64 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
         if cfg.own_context:
             clips = with_own_context(ema.model, clips, embedded, context_rows(rng, layout, cfg.own_context.share,
                                      per_process), layout.context, cfg.own_context, generator, d.device)
-        loss, critic_ce = flow_loss(ddp, clips, embedded, layout, cfg.stream, cfg.levels, generator, d.device,
-                                    teacher, critic)
-        optimizer_step(loss, model, opt, ema, step, cfg.train.grad_clip)
+        out = flow_loss(ddp, clips, embedded, layout, cfg.stream, cfg.levels, generator, d.device, teacher, critic,
+                        adversary, step)
+        optimizer_step(out.loss, model, opt, ema, step, cfg.train.grad_clip)
+        if adversary is not None:
+            out.stats.update(adversary.update(*out.judged))
         step += 1
         bar.update(1)
-        losses.append(loss.item())
-        if critic_ce is not None:
-            judged.append(critic_ce.item())
+        losses.append(out.loss.item())
+        for key in _figure_keys(critic, adversary):
+            figures.setdefault(key, []).append(out.stats.get(key, math.nan))
         if step % cfg.train.log_every == 0 or step == total_steps:
             intervals.append(all_mean(float(np.mean(losses)), d))
             rate = cfg.train.batch_size * len(losses) / max(1e-9, time.perf_counter() - interval_start)
-            critic_note = f" action critic {all_mean(float(np.mean(judged)), d):.4f}" if judged else ""
+            notes = "".join(f" {key} {all_mean(_finite_mean(values), d):.4f}" for key, values in figures.items())
             losses.clear()
-            judged.clear()
+            figures.clear()
             interval_start = time.perf_counter()
             bar.set_postfix(loss=f"{intervals[-1]:.4f}")
             if d.is_main:
-                log.info("step %d loss %.5f%s lr %.2e (%.1f clips/s)", step, intervals[-1], critic_note,
+                log.info("step %d loss %.5f%s lr %.2e (%.1f clips/s)", step, intervals[-1], notes,
                          opt.param_groups[0]["lr"], rate)
         if d.is_main and (step % cfg.train.save_every == 0 or step == total_steps):
-            _save(run_dir, step, model, ema, opt, identity)
+            _save(run_dir, step, model, ema, opt, identity, adversary)
     bar.close()
     log_finish(model, d, step)
     first, last = (intervals[0], intervals[-1]) if intervals else (math.nan, math.nan)
     return TrainSummary(run_dir, step, first, last)
+
+
+def _adversary(cfg: WorldModelConfig, model: WorldDiT, d: Distributed, channels: int,
+               resumed_from: Optional[Path]) -> Optional[Adversary]:
+    """The discriminator on the model's estimates (`adversarial:` with a weight), balanced at the DiT's output
+    layer; a resumed run restores it from its run folder."""
+    if cfg.adversarial is None or not cfg.adversarial.weight:
+        return None
+    adversary = Adversary(cfg.adversarial, model.patch_out.weight, d, in_channels=channels)
+    path = resumed_from / DISCRIMINATOR_FILE if resumed_from else None
+    if path is not None and path.is_file():
+        adversary.load_state_dict(torch.load(path, map_location=d.device, weights_only=True))
+        log.info("resumed the discriminator from %s", path)
+    elif path is not None:
+        log.info("%s holds no discriminator: a new one starts", resumed_from)
+    if d.is_main:
+        log.info("adversarial term on the estimates at levels <= %g (weight %g from step %d, discriminator %s)",
+                 cfg.adversarial.max_level, cfg.adversarial.weight, cfg.adversarial.start_step,
+                 list(cfg.adversarial.channels))
+    return adversary
+
+
+def _figure_keys(critic: Optional[ActionCritic], adversary: Optional[Adversary]) -> tuple[str, ...]:
+    """The figures logged beside the loss: the same on every process, so their all-reduces pair up."""
+    return (("action critic",) if critic else ()) + (ADVERSARIAL_FIGURES if adversary else ())
+
+
+def _finite_mean(values: list[float]) -> float:
+    """Mean of an interval's figures, leaving out the steps without one (nan: nothing was judged)."""
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else math.nan
 
 
 def _start_from(dit_dir: Path, architecture: dict, model: WorldDiT, ema: EMA) -> None:
@@ -255,8 +310,13 @@ def _write_bundle_parts(run_dir: Path, cfg: WorldModelConfig, shards: LatentShar
         shutil.copytree(source, vae_dir)
 
 
-def _save(run_dir: Path, step: int, model: WorldDiT, ema: EMA, opt, identity: dict) -> None:
+def _save(run_dir: Path, step: int, model: WorldDiT, ema: EMA, opt, identity: dict,
+          adversary: Optional[Adversary] = None) -> None:
     save_state(run_dir, step, model, ema.model, opt, identity)
+    if adversary is not None:
+        tmp = run_dir / f"{DISCRIMINATOR_FILE}.tmp"
+        torch.save(adversary.state_dict(), tmp)
+        tmp.replace(run_dir / DISCRIMINATOR_FILE)
     save_model(ema.model, run_dir / bundle.DIT_DIR)
     log.info("saved step %d to %s", step, run_dir)
 
