@@ -96,10 +96,9 @@ def flow_loss(model, clips: ClipBatch, prompts: torch.Tensor, layout: Layout, st
         return out
     estimate = noisy - levels[..., None, None, None] * v.float()
     if adversary is not None:        # every scored frame is scored, those above max_level with weight 0 (DDP)
-        counts = (levels <= adversary.settings.max_level)[mask]
-        out.loss, judged = adversary.generator_loss(estimate[mask], out.loss, step, counts)
+        out.judged = (x0[mask], estimate[mask], (levels <= adversary.settings.max_level)[mask])
+        out.loss, judged = adversary.generator_loss(out.judged[1], out.loss, step, out.judged[2])
         out.stats.update(judged)
-        out.judged = (x0[mask], estimate[mask], counts)
     if critic is not None:
         critic_ce = critic.loss(x0, estimate, levels, actions, mask)
         out.loss = out.loss + critic.settings.weight * critic_ce
@@ -186,6 +185,7 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
     schedule = replace(cfg.train, steps=total_steps)      # `train --steps N` moves the cooldown to N too
     bar = tqdm(total=total_steps, initial=step, desc="train world model", unit="step", disable=not progress)
     losses, figures, intervals, interval_start = [], {}, [], time.perf_counter()
+    figure_keys = _figure_keys(critic, adversary)
     while step < total_steps:
         for group in opt.param_groups:
             group["lr"] = warmup_stable_cooldown(step, schedule)
@@ -210,7 +210,7 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
         step += 1
         bar.update(1)
         losses.append(out.loss.item())
-        for key in _figure_keys(critic, adversary):
+        for key in figure_keys:
             figures.setdefault(key, []).append(out.stats.get(key, math.nan))
         if step % cfg.train.log_every == 0 or step == total_steps:
             intervals.append(all_mean(float(np.mean(losses)), d))
