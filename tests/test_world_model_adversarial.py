@@ -79,17 +79,23 @@ def test_weights_pick_the_pairs_the_hinge_loss_counts():
     assert weighted_mean(F.relu(real), torch.zeros(6, dtype=torch.bool)).item() == 0.0
 
 
-def test_an_adversarial_run_logs_its_figures_and_resumes_its_discriminator(tmp_path):
+def _discriminator_rate(run) -> float:
+    return torch.load(run / DISCRIMINATOR_FILE, weights_only=True)["discriminator_optimizer"]["param_groups"][0]["lr"]
+
+
+def test_an_adversarial_run_logs_its_figures_resumes_its_discriminator_and_cools_it_down(tmp_path):
     data, vae = write_latent_shards(tmp_path / "latents"), save_tiny_vae(tmp_path / "vae")
     run = tmp_path / "run"
-    section = {"weight": 0.5, "start_step": 1, "channels": [8], "max_level": 0.7}
-    train(write_config(tmp_path, data, run, vae, steps=2, adversarial=section), progress=False)
+    section = {"weight": 0.5, "start_step": 1, "channels": [8], "max_level": 0.7, "lr": 1e-3}
+    train(write_config(tmp_path, data, run, vae, steps=2, warmup_steps=2, adversarial=section), progress=False)
     first = torch.load(run / DISCRIMINATOR_FILE, weights_only=True)["discriminator"]
-    train(write_config(tmp_path, data, run, vae, steps=4, adversarial=section), progress=False)
+    assert _discriminator_rate(run) == pytest.approx(1e-3)          # full rate through the world model's warm-up
+    train(write_config(tmp_path, data, run, vae, steps=4, cooldown_steps=2, adversarial=section), progress=False)
     second = torch.load(run / DISCRIMINATOR_FILE, weights_only=True)["discriminator"]
     log = (run / LOG_FILE).read_text()
     assert "resumed the discriminator from" in log and "adversarial_weight" in log and "discriminator " in log
     assert any(not torch.equal(first[k], second[k]) for k in first)           # it went on learning
+    assert _discriminator_rate(run) == pytest.approx(0.5e-3)        # the last step, halfway down the cooldown
 
 
 @pytest.mark.parametrize("section, message", [

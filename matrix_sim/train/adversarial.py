@@ -110,6 +110,12 @@ class Adversary:
         weight = self.settings.weight * adaptive_weight(base, fooled, self.output_layer)
         return base + weight * fooled, {"adversarial": fooled.item(), "adversarial_weight": weight}
 
+    def set_rate_factor(self, factor: float) -> None:
+        """The discriminator's rate as a share of `settings.lr`: it cools down with the model it judges (session
+        16: a discriminator at full rate through the DiT's cooldown drove the adaptive weight from ~1 to 0.02)."""
+        for group in self.opt.param_groups:
+            group["lr"] = self.settings.lr * factor
+
     def update(self, real: torch.Tensor, fake: torch.Tensor, weights: Optional[torch.Tensor] = None) -> dict:
         """One discriminator step on real samples against (detached) generated ones, in one forward; weights:
         which pairs count (see weighted_mean)."""

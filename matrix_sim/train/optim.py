@@ -25,12 +25,16 @@ class OptimSettings:
     seed: int = 0
 
 
+def cooldown_factor(step: int, o: OptimSettings) -> float:
+    """1 until the last `cooldown_steps` before `steps`, then linearly down to 0 at `steps`."""
+    return max(0.0, min(1.0, (o.steps - step) / o.cooldown_steps)) if o.cooldown_steps else 1.0
+
+
 def warmup_stable_cooldown(step: int, o: OptimSettings) -> float:
     """Linear warm-up, constant, then a linear cooldown to zero over the last `cooldown_steps`: a run can be
     stopped and resumed at a constant rate for as long as it takes, and ends on a cooldown when `steps` is set."""
     warm = min(1.0, (step + 1) / max(1, o.warmup_steps))
-    cool = min(1.0, (o.steps - step) / o.cooldown_steps) if o.cooldown_steps else 1.0
-    return o.lr * min(warm, max(0.0, cool))
+    return o.lr * min(warm, cooldown_factor(step, o))
 
 
 def optimizer_step(loss: torch.Tensor, model: torch.nn.Module, opt: torch.optim.Optimizer, ema: EMA, step: int,

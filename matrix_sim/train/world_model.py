@@ -35,7 +35,7 @@ from matrix_sim.train.guidance import GuidanceTeacher
 from matrix_sim.train.latents import ClipBatch, LatentShards
 from matrix_sim.train.levels import Layout, LevelMix, sample_layout, training_levels
 from matrix_sim.train.own_context import with_own_context
-from matrix_sim.train.optim import optimizer_step, warmup_stable_cooldown
+from matrix_sim.train.optim import cooldown_factor, optimizer_step, warmup_stable_cooldown
 from matrix_sim.train.run_state import load_state, save_state, start_from
 from matrix_sim.train.world_config import WorldModelConfig, load_config
 from matrix_sim.world.scenes import scene_catalog
@@ -189,6 +189,8 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
     while step < total_steps:
         for group in opt.param_groups:
             group["lr"] = warmup_stable_cooldown(step, schedule)
+        if adversary is not None:       # it learns alone through the warm-up, at full rate, and cools down alongside
+            adversary.set_rate_factor(cooldown_factor(step, schedule))
         layout = sample_layout(np.random.default_rng([cfg.train.seed, step]), cfg.stream, cfg.levels)
         rng = np.random.default_rng([cfg.train.seed, step, d.rank])     # a resumed run draws what it would have
         clips = shards.sample(rng, per_process, cfg.still_share)
