@@ -19,7 +19,8 @@ from matrix_sim.eval.scene_classifier import SceneClassifier, colour_histograms
 from matrix_sim.eval.sheets import LABEL_HEIGHT
 from matrix_sim.eval.still_scene import (HELDOUT_SEED, STILL_PROMPTS, frames_after_up_to, hold_figures,
                                          still_eval, still_footage)
-from matrix_sim.eval.world_model_eval import eval_world_model
+from matrix_sim.eval.metrics import mse, pooled_psnr, psnr, psnr_of_mse
+from matrix_sim.eval.world_model_eval import eval_world_model, targets
 from matrix_sim.models.checkpoint import CheckpointError
 from matrix_sim.models.probe import InverseDynamicsProbe
 from matrix_sim.stream import WorldModel
@@ -183,6 +184,32 @@ def test_small_helpers():
     assert np.allclose(colour_histograms(np.stack([flat, noisy])).sum(1), 1)
 
 
+def test_an_exact_copy_weighs_in_the_pooled_psnr_as_an_error_of_zero_not_as_the_floors_148_db():
+    grey = np.full((4, 4, 3), 100, np.uint8)
+    off_by_10 = grey + np.uint8(10)
+    assert psnr(grey, off_by_10) == pytest.approx(10 * np.log10(255**2 / 100))            # 28.13 dB
+    assert psnr(grey, grey) == pytest.approx(148.13, abs=0.01)                               # the floor's figure
+    errors = [mse(grey, off_by_10), mse(grey, off_by_10), mse(grey, grey)]
+    assert errors == [100.0, 100.0, 0.0]
+    assert pooled_psnr(errors) == pytest.approx(10 * np.log10(255**2 / (200 / 3)))          # 29.89 dB
+    assert np.mean([psnr_of_mse(e) for e in errors]) > 68                                   # what a mean of dB says
+
+
+def test_eval_targets_judge_copy_last_on_the_pooled_psnr_and_report_the_per_run_statistics():
+    figures = {"psnr_by_horizon": {"1": 24.0, "4": 23.0}, "copy_last_psnr_by_horizon": {"1": 23.0, "4": 22.0},
+               "copy_last_through_codec_psnr_by_horizon": {"1": 23.5, "4": 23.5},
+               "per_run_psnr_by_horizon": {
+                   "mean_db": {"generated": {"1": 24.0, "4": 23.0}, "copy_last": {"1": 32.0, "4": 22.0}},
+                   "median_db": {"generated": {"1": 24.5, "4": 23.5}, "copy_last": {"1": 23.5, "4": 21.0}}},
+               "action_accuracy": 0.8, "action_accuracy_real": 0.85}
+    checked = targets(figures)
+    assert checked["beats_copy_last_every_horizon"] is True
+    assert checked["beats_copy_last_every_horizon_per_run_mean_db"] is False
+    assert checked["beats_copy_last_every_horizon_per_run_median_db"] is True
+    assert checked["beats_copy_last_through_codec_every_horizon"] is False       # 23.0 < 23.5 at h = 4
+    assert checked["action_accuracy_ratio_ok"] is True and checked["drift_inside_real_spread"] is None
+
+
 def test_scene_classifier_tells_scenes_apart_on_real_frames():
     clips = heldout_clips(12, scenes=SCENES)
     classifier = SceneClassifier.fit({c.scene.prompt: c.frames[:6] for c in clips})
@@ -234,17 +261,24 @@ def test_eval_returns_every_figure(bundle, trained_probe, tmp_path):
     assert result["prompt_switch_s"] is None or 0 < result["prompt_switch_s"] <= 12 / 16
     assert result["prompt_switch"]["what"] and len(result["prompt_switch"]["switches"]) == 1
 
-    # the copy-last baseline, computed independently from the same held-out clips (two starts per clip: 0 and 20)
+    # the copy-last baseline, computed independently from the same held-out clips (two starts per clip: 0 and 20):
+    # pooled (the PSNR of the runs' mean squared error), and the mean and median of the runs' own PSNR
     assert result["horizon_runs"] == 4 and result["probe_pairs"] == 4 * 15
     clips = heldout_clips(2 * (4 + 16), scenes=SCENES)
+    per_run = result["per_run_psnr_by_horizon"]
     for h in (1, 4, 8, 16):
-        values = []
+        errors = []
         for clip in clips:
             for start in (0, 20):
                 last, true = clip.frames[start + 3], clip.frames[start + 3 + h]
-                mse = np.mean((last.astype(np.float64) - true.astype(np.float64)) ** 2)
-                values.append(10 * np.log10(255**2 / mse))
-        assert result["copy_last_psnr_by_horizon"][str(h)] == pytest.approx(np.mean(values), abs=0.006)
+                errors.append(np.mean((last.astype(np.float64) - true.astype(np.float64)) ** 2))
+        in_db = 10 * np.log10(255**2 / np.maximum(errors, 1e-10))
+        assert result["copy_last_psnr_by_horizon"][str(h)] == pytest.approx(10 * np.log10(255**2 / np.mean(errors)),
+                                                                            abs=0.006)
+        assert per_run["mean_db"]["copy_last"][str(h)] == pytest.approx(np.mean(in_db), abs=0.006)
+        assert per_run["median_db"]["copy_last"][str(h)] == pytest.approx(np.median(in_db), abs=0.006)
+        assert per_run["copy_last_exact_runs"][str(h)] == sum(e == 0 for e in errors)
+        assert 0 <= per_run["generated_beats_copy_last_share"][str(h)] <= 1
     assert set(result["action_accuracy_played"]) == {"off", "on"}
     assert all(0.0 <= v <= 1.0 for v in result["action_accuracy_played"].values())
     assert set(result["targets"]) >= {"beats_copy_last_every_horizon", "action_accuracy_ratio"}
