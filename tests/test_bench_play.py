@@ -49,7 +49,11 @@ def test_bench_play_from_a_checkpoint(tmp_path, monkeypatch):
 
     bundle = make_bundle(tmp_path / "bundle", stream=STREAM)
     monkeypatch.setattr(bp, "SIDE_RUN_FRACTION", 0.0)      # the side runs at their 1 s minimum
+    peaks = iter([100.0, 400.0])                           # a host slowed at the start, at full speed at the end
+    monkeypatch.setattr(bp, "matmul_peak", lambda device, dtype: next(peaks))
     result = bench_play(seconds=1.0, checkpoint=bundle, progress=False, threads=1)
+    assert result["peak_gflops_per_s_measured"] == [100.0, 400.0] and result["peak_gflops_per_s"] == 400.0
+    assert result["utilisation"] == pytest.approx(result["model_gflops_per_s"] / 400.0, abs=1e-4)
     assert result["weights"] == "trained" and result["checkpoint"] == str(bundle)
     assert result["latent_shape"] == list(FRAME_LATENT) and result["fps"] > 0
     assert result["runs"]["swin"]["video"] is None
