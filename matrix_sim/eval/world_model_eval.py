@@ -8,13 +8,12 @@
   used for these: where the player stands still the true frame h is the last context frame to the pixel, so
   copy-last's PSNR there is infinite and such a mean is whatever the floor of the MSE makes it (session 17,
   the shipped weights: 5 such runs of 72, at 148 dB each, lifted copy-last's mean at h = 1 from 23.7 to 32.35
-  dB). per_run_psnr_by_horizon keeps
-  the mean (as sessions 1-16 reported it) and the median of the runs' dB, beside the share of runs the
-  generated frame beats copy-last in and the number of runs where copy-last is exact. Generated frames come
-  out of the autoencoder, so two more figures say what that costs: codec_ceiling_psnr_by_horizon (true frame
-  h encoded and decoded: the best any model on these latents can score) and
-  copy_last_through_codec_psnr_by_horizon (the last context frame encoded and decoded: copy-last as a latent
-  model would make it).
+  dB). per_run_psnr_by_horizon keeps the mean (as sessions 1-16 reported it) and the median of the runs' dB,
+  beside the share of runs the generated frame beats copy-last in and the number of runs where copy-last is
+  exact. Generated frames come out of the autoencoder, so two more figures say what that costs:
+  codec_ceiling_psnr_by_horizon (true frame h encoded and decoded: the best any model on these latents can
+  score) and copy_last_through_codec_psnr_by_horizon (the last context frame encoded and decoded: copy-last
+  as a latent model would make it).
 - action_accuracy: the inverse-dynamics probe (matrix_sim.models.probe) on consecutive generated frames vs
   the actions they were conditioned on; action_accuracy_real: the same probe on the true frames at the same
   places (its ceiling). Mean over the probe's heads (turn class, forward class); per head in
@@ -53,8 +52,6 @@ from matrix_sim.world.scenes import Scene
 log = logging.getLogger(__name__)
 HORIZONS = (1, 4, 8, 16)
 COMPARED = ("generated", "copy_last", "copy_last_through_codec", "codec_ceiling")     # each vs true frame h
-KEY_PREFIX = {"generated": "", "copy_last": "copy_last_", "copy_last_through_codec": "copy_last_through_codec_",
-              "codec_ceiling": "codec_ceiling_"}
 DEFAULT_DRIFT_PROMPT = "drive grassland by day"
 SHEET_ROWS = 6
 
@@ -96,7 +93,7 @@ def horizon_eval(world, probe: InverseDynamicsProbe, clips: Sequence[HeldoutClip
     on_generated = agreement(probe.predict(np.concatenate(gen_pairs[0]), np.concatenate(gen_pairs[1])), labels)
     on_real = agreement(probe.predict(np.concatenate(real_pairs[0]), np.concatenate(real_pairs[1])), labels)
     return kept, {
-        **{f"{KEY_PREFIX[name]}psnr_by_horizon": _by_horizon(errors[name], pooled_psnr) for name in COMPARED},
+        **{_psnr_key(name): _by_horizon(errors[name], pooled_psnr) for name in COMPARED},
         "psnr_pooling": "10 log10(255^2 / the mean over runs of the squared error to the true frame at horizon h)",
         "per_run_psnr_by_horizon": _per_run(errors),
         "action_accuracy": round(on_generated["mean"], 4),
@@ -107,6 +104,11 @@ def horizon_eval(world, probe: InverseDynamicsProbe, clips: Sequence[HeldoutClip
         "horizon_runs": len(runs),
         "probe_pairs": int(len(labels["turn"])),
     }
+
+
+def _psnr_key(name: str) -> str:
+    """The result's key for one of COMPARED: psnr_by_horizon for the generated frames, NAME_psnr_by_horizon else."""
+    return "psnr_by_horizon" if name == "generated" else f"{name}_psnr_by_horizon"
 
 
 def _by_horizon(errors: dict, statistic) -> dict:

@@ -40,6 +40,13 @@ def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]
     opt.load_state_dict(full)
 
 
+def save_torch(state: dict, path: Path) -> None:
+    """torch.save through a temporary file, so an interrupted save leaves the previous file whole."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
 def save_state(run_dir: Path, step: int, model, ema_model, opt, identity: dict) -> None:
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tensors.update({f"ema.{k}": v.detach().cpu().contiguous() for k, v in ema_model.state_dict().items()})

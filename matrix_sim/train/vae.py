@@ -26,7 +26,7 @@ from matrix_sim.train.adversarial import FIGURES as ADVERSARIAL_FIGURES, Adversa
 from matrix_sim.train.distributed import init_distributed, log_finish, shutdown, wrap_model
 from matrix_sim.train.optim import OptimSettings, optimizer_step
 from matrix_sim.train.ema import EMA
-from matrix_sim.train.run_state import load_same_architecture, start_from
+from matrix_sim.train.run_state import load_same_architecture, save_torch, start_from
 
 log = logging.getLogger(__name__)
 
@@ -185,10 +185,8 @@ def _frozen_latent_statistics(cfg: VaeConfig) -> tuple[float, float]:
 
 def _save(run_dir: Path, model, ema, opt, step: int, bank: FrameBank,
           fixed_statistics: tuple[float, float] | None = None, adversary: Adversary | None = None) -> None:
-    tmp = run_dir / "latest.pt.tmp"
     state = {"model": model.state_dict(), "ema": ema.model.state_dict(), "optimizer": opt.state_dict(), "step": step}
-    torch.save({**state, **(adversary.state_dict() if adversary is not None else {})}, tmp)
-    tmp.replace(run_dir / "latest.pt")
+    save_torch({**state, **(adversary.state_dict() if adversary is not None else {})}, run_dir / "latest.pt")
     shift, scale = fixed_statistics or latent_statistics(ema.model, bank)
     ema.model.register_to_config(shift_factor=shift, scaling_factor=scale)
     ema.model.save_pretrained(run_dir / "vae")

@@ -36,7 +36,7 @@ from matrix_sim.train.latents import ClipBatch, LatentShards
 from matrix_sim.train.levels import Layout, LevelMix, sample_layout, training_levels
 from matrix_sim.train.own_context import with_own_context
 from matrix_sim.train.optim import cooldown_factor, optimizer_step, warmup_stable_cooldown
-from matrix_sim.train.run_state import load_state, save_state, start_from
+from matrix_sim.train.run_state import load_state, save_state, save_torch, start_from
 from matrix_sim.train.world_config import WorldModelConfig, load_config
 from matrix_sim.world.scenes import scene_catalog
 
@@ -316,9 +316,7 @@ def _save(run_dir: Path, step: int, model: WorldDiT, ema: EMA, opt, identity: di
           adversary: Optional[Adversary] = None) -> None:
     save_state(run_dir, step, model, ema.model, opt, identity)
     if adversary is not None:
-        tmp = run_dir / f"{DISCRIMINATOR_FILE}.tmp"
-        torch.save(adversary.state_dict(), tmp)
-        tmp.replace(run_dir / DISCRIMINATOR_FILE)
+        save_torch(adversary.state_dict(), run_dir / DISCRIMINATOR_FILE)
     save_model(ema.model, run_dir / bundle.DIT_DIR)
     log.info("saved step %d to %s", step, run_dir)
 
