@@ -128,6 +128,13 @@ def decodes_ahead(device: torch.device) -> bool:
     return device.type == "cpu"
 
 
+def samples_in_process(device: torch.device) -> bool:
+    """Whether the game hosts the sampler in a process of its own (stream/sampler_process.py): on a CPU its
+    hundreds of small ops a call wait for the GIL while the display's GL calls hold it; a GPU call is a few
+    kernel launches, and a second process would need a CUDA context of its own."""
+    return device.type == "cpu"
+
+
 def describe(device: torch.device) -> str:
     """One line for logs and the HUD: which device, which format."""
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type.upper()

@@ -42,6 +42,9 @@ def test_bench_play_figures_and_video(tmp_path):
     lever = result["decode_ahead"]                         # on a CPU the game decodes ahead; measured against off
     assert lever["used"] and all(lever[k]["fps"] > 0 and lever[k]["latency_ms"] > 0 for k in ("on", "off"))
     assert lever["on"]["fps"] == result["fps"] and result["runs"]["serial"]["frames"] > 0
+    lever = result["sampler_process"]                      # on a CPU the game's sampler has a process of its own
+    assert lever["used"] and all(lever[k]["fps"] > 0 and lever[k]["latency_ms"] > 0 for k in ("on", "off"))
+    assert lever["on"]["fps"] == result["fps"] and result["runs"]["in_game_process"]["frames"] > 0
 
 
 def test_bench_play_from_a_checkpoint(tmp_path, monkeypatch):

@@ -159,19 +159,24 @@ def test_steering_changes_the_image_and_backspace_resets(tmp_path):
 
 def test_live_play_of_the_world_model_decodes_ahead_and_follows_the_keys(tmp_path):
     """The player's game on a (tiny, random) world model: the DiT and the decoder overlap on their own threads,
-    held keys reach the frames, and the picture is the model's, upscaled."""
+    the sampler runs in a process of its own, held keys reach the frames, and the picture is the model's,
+    upscaled; closing the game ends the sampler's process."""
     from matrix_sim.actions import Action
+    from matrix_sim.stream.sampler_process import SamplerProcess
 
     bundle = make_bundle(tmp_path / "bundle", stream={**TINY_STREAM, "block_frames": 2}, lively=True)
     with game(tmp_path, world="model", checkpoint=str(bundle), prompt="drive desert by day") as g:
         frames(g, 2)
-        assert g.worker.handle.world._ahead is not None
+        world = g.worker.handle.world
+        assert world._ahead is not None and isinstance(world.sampler, SamplerProcess) and world.sampler.alive
         assert {"dit", "decode"} <= {t.name.split("_")[0] for t in threading.enumerate()}
         idle = g.screen_pixels()
         held = _drive(g, [pygame.K_w], 12)
         assert held.action == Action(forward=1.0)
         steered = g.screen_pixels()
         assert steered[CENTRE].std() > 5 and np.abs(steered[CENTRE].astype(int) - idle[CENTRE]).mean() > 1
+    g.worker.join(10)
+    assert not world.sampler.alive
 
 
 class VirtualPad:

@@ -72,8 +72,9 @@ def open_world(kind: str, checkpoint: Optional[Path], progress: Progress, thread
                live: bool = False) -> WorldHandle:
     """Build the world (slow for a model: runs in the client's world thread behind the loading screen); a model
     runs on device.game_threads torch threads (`threads` if given), set from this thread, which steps it.
-    live: the player's real-time play; a model then decodes ahead where the device gains from it
-    (stream/decode_ahead.py), while a scripted run keeps every frame to the action its step was given."""
+    live: the player's real-time play; a model then decodes ahead and hosts its sampler in a process of its
+    own where the device gains from them (stream/decode_ahead.py, stream/sampler_process.py), while a scripted
+    run keeps every frame to the action its step was given."""
     if kind == "engine":
         from matrix_sim.world.engine import SourceWorld
 
@@ -83,17 +84,22 @@ def open_world(kind: str, checkpoint: Optional[Path], progress: Progress, thread
     try:
         import torch
 
-        from matrix_sim.device import cpu_cores, game_threads
+        from matrix_sim.device import cpu_cores, game_threads, pick_device
         from matrix_sim.stream import WorldModel
     except ImportError as exc:
         raise WorldUnavailable(f"the world model (matrix_sim.stream) is not available in this build: {exc}") from None
     progress(0.0, f"loading the world model from {checkpoint}")
-    world = WorldModel.from_pretrained(checkpoint, progress=progress, start_from_source=True, decode_ahead=live)
-    device = getattr(world, "device", "cpu")
-    before, use_threads = torch.get_num_threads(), game_threads(world.torch_device, threads)
-    if use_threads:
+    before, use_threads = torch.get_num_threads(), game_threads(pick_device(), threads)
+    if use_threads:             # before the world is built: its sampler process takes this thread's count
         torch.set_num_threads(use_threads)
         log.info("world model on %d torch thread(s) of %d core(s)", use_threads, cpu_cores())
+    try:
+        world = WorldModel.from_pretrained(checkpoint, progress=progress, start_from_source=True,
+                                           decode_ahead=live, sampler_process=live)
+    except BaseException:
+        torch.set_num_threads(before)
+        raise
+    device = getattr(world, "device", "cpu")
     return WorldHandle(world, "model", f"world model ({device})",
                        int(getattr(world, "frame_rate", DEFAULT_FRAME_RATE)), str(checkpoint),
                        before if use_threads else None)

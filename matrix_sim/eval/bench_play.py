@@ -2,20 +2,22 @@
 
 The loop is the client's: the world thread (client.worker.WorldWorker, unpaced, so fps is what the machine
 can do) steps the world model (DiT + Swin-DPM) and decodes (on a CPU, as the game's live play does, with
-the DiT calls and the decodes on two threads that overlap: stream/decode_ahead.py); this thread draws the
-HUD, upscales to 1280x720 with the display shader, reads the canvas back and hands it to the mp4 recorder,
-whose encoder runs in its own thread, all on the same cores, as in the game. Actions come from a seeded
-script that changes the action every 0.5-1 s, set at wall-clock times as a player's keys would be.
+the DiT calls and the decodes on two threads that overlap: stream/decode_ahead.py, and the sampler in a
+process of its own: stream/sampler_process.py); this thread draws the HUD, upscales to 1280x720 with the
+display shader, reads the canvas back and hands it to the mp4 recorder, whose encoder runs in its own
+thread, all on the same cores, as in the game. Actions come from a seeded script that changes the action
+every 0.5-1 s, set at wall-clock times as a player's keys would be.
 
 Latency is measured the way the HUD shows it, from the moment the action changed to the moment the first
 frame conditioned on it (Frame.action, the sampler's bookkeeping of the action a frame was generated with)
 has been composited and read back. The runs share the networks: Swin-DPM as the config sets
 `retarget_actions` on the torch threads the game uses (device.game_threads: every core but one on a CPU),
 Swin-DPM with retarget_actions flipped (the latency lever), Swin-DPM without decoding ahead (the overlap
-lever), Swin-DPM on torch's own thread count (all cores: the thread lever), and the frame-by-frame baseline
-(timed_world.FrameByFrameSampler). Model FLOPs are counted on one steady-state step of each, and the matmul
-peak they are held against is measured in the same process, in the compute dtype the device uses, on all
-cores, before and after the runs: the better of the two.
+lever), Swin-DPM with the sampler in the game's process (the GIL lever), Swin-DPM on torch's own thread
+count (all cores: the thread lever), and the frame-by-frame baseline (timed_world.FrameByFrameSampler).
+Model FLOPs are counted on one steady-state step of each, and the matmul peak they are held against is
+measured in the same process, in the compute dtype the device uses, on all cores, before and after the
+runs: the better of the two.
 """
 from __future__ import annotations
 
@@ -47,7 +49,7 @@ from matrix_sim.client.recorder import Recorder
 from matrix_sim.client.worker import LiveSource, WorldWorker
 from matrix_sim.client.worlds import WorldHandle
 from matrix_sim.config import CONFIG_DIR
-from matrix_sim.device import compute_dtype, decodes_ahead, describe, game_threads, pick_device
+from matrix_sim.device import compute_dtype, decodes_ahead, describe, game_threads, pick_device, samples_in_process
 from matrix_sim.eval.flops import count_flops, matmul_peak
 from matrix_sim.eval.timed_world import Parts, TimedWorldModel, load_parts
 from matrix_sim.world.renderer import create_context
@@ -62,6 +64,7 @@ WARMUP_S = 1.0                # run (and discard) at least this long, and until 
 TAKE_POLL_S = 0.002
 FPS_WINDOW_S = 1.0
 THREAD_ENV = ("OMP_NUM_THREADS", "LP_NUM_THREADS", "MKL_NUM_THREADS")   # reported: they change the figures
+LEVER_KEYS = ("fps", "latency_ms", "utilisation", "forward_ms")         # a lever's figures, on and off
 
 
 def action_script(seed: int) -> Iterator[tuple[Action, float]]:
@@ -285,9 +288,10 @@ def bench_play(seconds: float = DEFAULT_SECONDS, config: str | Path = DEFAULT_CO
                device: Optional[str] = None, threads: Optional[int] = None, upscaler: str = AUTO,
                frame_size: Optional[tuple[int, int]] = None, seed: int = 0,
                stream_overrides: Optional[dict] = None) -> dict:
-    """Play `seconds` of Swin-DPM as configured and as the game plays it (decoding ahead on a CPU), then
-    seconds / 2 each with retarget_actions flipped, of the frame-by-frame baseline, without decoding ahead,
-    and on torch's own thread count; returns the figures as one JSON-ready dict.
+    """Play `seconds` of Swin-DPM as configured and as the game plays it (on a CPU decoding ahead, the sampler
+    in its own process), then seconds / 2 each with retarget_actions flipped, of the frame-by-frame baseline,
+    without decoding ahead, with the sampler in the game's process, and on torch's own thread count; returns
+    the figures as one JSON-ready dict.
 
     checkpoint: a world-model bundle (else a random-weight model of `config`'s shape); video: keep the main
     run's mp4 here (else a temporary file); threads: torch's intra-op threads (default: as the game picks,
@@ -308,27 +312,33 @@ def bench_play(seconds: float = DEFAULT_SECONDS, config: str | Path = DEFAULT_CO
         renderer, used_upscaler = screen.renderer, screen.display.upscaler
         side = max(1.0, SIDE_RUN_FRACTION * seconds)
         configured = parts.info.stream.retarget_actions
-        ahead = decodes_ahead(torch_device)          # as the game's live play does on this device
+        # as the game's live play does on this device: decode ahead, the sampler in a process of its own
+        live = {"decode_ahead": decodes_ahead(torch_device), "sampler_process": samples_in_process(torch_device)}
         with tempfile.TemporaryDirectory() as tmp:
             main_video = Path(video) if video else Path(tmp) / "swin.mp4"
             try:
-                # a world thread takes torch's thread count when it first runs an op: set it before the runs
+                # a world thread (or sampler process) takes torch's thread count when it starts: set it first
                 torch.set_num_threads(used_threads)
                 runs = {
-                    "swin": play(parts.world(torch_device, decode_ahead=ahead), screen, seconds, main_video, seed,
+                    "swin": play(parts.world(torch_device, **live), screen, seconds, main_video, seed,
                                  progress=progress, label="Swin-DPM"),
-                    "swin_flipped": play(parts.world(torch_device, retarget=not configured, decode_ahead=ahead),
+                    "swin_flipped": play(parts.world(torch_device, retarget=not configured, **live),
                                          screen, side, Path(tmp) / "flipped.mp4", seed, progress=progress,
                                          label=f"Swin-DPM, retarget_actions {not configured}"),
-                    "baseline": play(parts.world(torch_device, "frame_by_frame", decode_ahead=ahead), screen, side,
+                    "baseline": play(parts.world(torch_device, "frame_by_frame", **live), screen, side,
                                      Path(tmp) / "baseline.mp4", seed, progress=progress, label="frame-by-frame"),
                 }
-                if ahead:
-                    runs["serial"] = play(parts.world(torch_device), screen, side, Path(tmp) / "serial.mp4", seed,
-                                          progress=progress, label="Swin-DPM, decode not ahead")
+                if live["decode_ahead"]:
+                    runs["serial"] = play(parts.world(torch_device, **{**live, "decode_ahead": False}), screen, side,
+                                          Path(tmp) / "serial.mp4", seed, progress=progress,
+                                          label="Swin-DPM, decode not ahead")
+                if live["sampler_process"]:
+                    runs["in_game_process"] = play(parts.world(torch_device, **{**live, "sampler_process": False}),
+                                                   screen, side, Path(tmp) / "in_game_process.mp4", seed,
+                                                   progress=progress, label="Swin-DPM, sampler in the game's process")
                 if old_threads != used_threads:
                     torch.set_num_threads(old_threads)
-                    runs["other_threads"] = play(parts.world(torch_device, decode_ahead=ahead), screen, side,
+                    runs["other_threads"] = play(parts.world(torch_device, **live), screen, side,
                                                  Path(tmp) / "threads.mp4", seed, progress=progress,
                                                  label=f"Swin-DPM, {old_threads} threads")
             finally:
@@ -352,6 +362,14 @@ def _machine(device: torch.device, threads: int, renderer: str) -> dict:
             "torch": torch.__version__}
 
 
+def _lever(runs: dict, off_run: str, summary: dict, gflop_per_frame: float, peak: float) -> dict:
+    """A lever the game uses on this device: its figures on (the main run, as played) and off (`off_run`)."""
+    if off_run not in runs:
+        return {"used": False}
+    off = _summary(runs[off_run], gflop_per_frame, peak)
+    return {"used": True, "on": {k: summary[k] for k in LEVER_KEYS}, "off": {k: off[k] for k in LEVER_KEYS}}
+
+
 def _result(parts: Parts, runs: dict, flops: dict, peak: float, dtype, video_frames: int,
             threads: tuple[int, int]) -> dict:
     """threads: (the count the main run used, torch's own count)."""
@@ -359,17 +377,13 @@ def _result(parts: Parts, runs: dict, flops: dict, peak: float, dtype, video_fra
     swin_gflop = (flops["swin"] + flops["decode"]) / 1e9
     base_gflop = (flops["frame_by_frame"] + flops["decode"]) / 1e9
     summary = _summary(main, swin_gflop, peak)
-    lever_keys = ("fps", "latency_ms", "utilisation", "forward_ms")
     threads_lever = {"used": threads[0], "torch_default": threads[1]}
     if "other_threads" in runs:                                     # the game's thread count beside torch's own
         other = _summary(runs["other_threads"], swin_gflop, peak)
-        threads_lever["used_run"] = {k: summary[k] for k in lever_keys}
-        threads_lever["torch_default_run"] = {k: other[k] for k in lever_keys}
-    decode_ahead = {"used": "serial" in runs}
-    if "serial" in runs:                                            # the overlap lever: on (as played) and off
-        serial = _summary(runs["serial"], swin_gflop, peak)
-        decode_ahead["on"] = {k: summary[k] for k in lever_keys}
-        decode_ahead["off"] = {k: serial[k] for k in lever_keys}
+        threads_lever["used_run"] = {k: summary[k] for k in LEVER_KEYS}
+        threads_lever["torch_default_run"] = {k: other[k] for k in LEVER_KEYS}
+    decode_ahead = _lever(runs, "serial", summary, swin_gflop, peak)                # the overlap lever
+    sampler_process = _lever(runs, "in_game_process", summary, swin_gflop, peak)    # the GIL lever
     stream = parts.info.stream
     by_retarget = {stream.retarget_actions: main, not stream.retarget_actions: flipped}
     dit_step_gflop = flops["swin"] * main["frames_per_step"] / 1e9
@@ -399,6 +413,7 @@ def _result(parts: Parts, runs: dict, flops: dict, peak: float, dtype, video_fra
         "runs": runs,
         "threads": threads_lever,
         "decode_ahead": decode_ahead,
+        "sampler_process": sampler_process,
         "video_frames": video_frames,
         **parts.source,
         "model": {**{k: parts.dit.config[k] for k in ("width", "depth", "heads", "patch_size")},

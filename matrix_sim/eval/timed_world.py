@@ -29,6 +29,7 @@ from matrix_sim.models.loading import load_autoencoder
 from matrix_sim.models.prompt import PROMPT_DIM, PromptBank
 from matrix_sim.stream import WorldModel, bundle
 from matrix_sim.stream.sampler import Block, Emitted, SwinSampler
+from matrix_sim.stream.sampler_process import SamplerProcess
 from matrix_sim.stream.schedule import euler_step
 from matrix_sim.train.world_config import load_config
 
@@ -98,8 +99,12 @@ class TimedSampler:
         self.clock.sync()
         seconds = time.perf_counter() - start
         self.clock.times["dit_step"].append(seconds)
-        self.clock.threads = torch.get_num_threads()
+        self.clock.threads = self.torch_threads()
         return emitted
+
+    def torch_threads(self) -> int:
+        """Torch's thread count the step ran on: the calling thread's."""
+        return torch.get_num_threads()
 
 
 class TimedSwinSampler(TimedSampler, SwinSampler):
@@ -110,19 +115,34 @@ class TimedFrameByFrameSampler(TimedSampler, FrameByFrameSampler):
     pass
 
 
-SAMPLERS = {"swin": TimedSwinSampler, "frame_by_frame": TimedFrameByFrameSampler}
+class TimedSamplerProcess(TimedSampler, SamplerProcess):
+    """A sampler process timed from the caller's side: the pipe's round trip counts, as it does in the game."""
+
+    def torch_threads(self) -> int:
+        return self.threads
+
+
+SAMPLERS = {"swin": (SwinSampler, TimedSwinSampler), "frame_by_frame": (FrameByFrameSampler, TimedFrameByFrameSampler)}
 
 
 class TimedWorldModel(WorldModel):
-    """WorldModel with its sampler swapped for a timed one (Swin-DPM or the frame-by-frame baseline)."""
+    """WorldModel with a timed sampler (Swin-DPM or the frame-by-frame baseline, in this process or its own)."""
 
     def __init__(self, dit, vae, prompts, info: bundle.BundleInfo, device: torch.device, sampler: str = "swin",
-                 decode_ahead: bool = False):
-        super().__init__(dit, vae, prompts, info, device, decode_ahead=decode_ahead)
-        self.clock = StageClock(self.torch_device)
-        self.sampler = SAMPLERS[sampler](self.dit, info.stream, info.latent_shape, self.torch_device)
-        self.sampler.clock = self.clock
+                 decode_ahead: bool = False, sampler_process: bool = False):
+        self.clock = StageClock(device)
         self.kind = sampler
+        super().__init__(dit, vae, prompts, info, device, decode_ahead=decode_ahead, sampler_process=sampler_process)
+
+    def _open_sampler(self, in_process: bool):
+        hosted, timed = SAMPLERS[self.kind]
+        stream, shape = self.info.stream, self.info.latent_shape
+        if in_process:
+            sampler = TimedSamplerProcess(self.dit, stream, shape, self.torch_device, hosted)
+        else:
+            sampler = timed(self.dit, stream, shape, self.torch_device)
+        sampler.clock = self.clock
+        return sampler
 
     @property
     def frames_per_step(self) -> int:
@@ -149,11 +169,11 @@ class Parts:
     source: dict          # weights, autoencoder, prompts, config / checkpoint: what the figures were measured with
 
     def world(self, device: torch.device, sampler: str = "swin", retarget: Optional[bool] = None,
-              decode_ahead: bool = False) -> TimedWorldModel:
+              decode_ahead: bool = False, sampler_process: bool = False) -> TimedWorldModel:
         info = self.info
         if retarget is not None:
             info = replace(info, stream=replace(info.stream, retarget_actions=retarget))
-        return TimedWorldModel(self.dit, self.vae, self.prompts, info, device, sampler, decode_ahead)
+        return TimedWorldModel(self.dit, self.vae, self.prompts, info, device, sampler, decode_ahead, sampler_process)
 
 
 class HashEncoder:

@@ -6,7 +6,8 @@ with a starter (the game's choice, stream/starter.py) reset and set_prompt start
 source-world drive of it. reset again restarts the stream (the client's Backspace). A frame leaves the
 window L calls after it entered with its action; `retarget_actions` in the stream config lets window
 frames take the newest action. With `decode_ahead` (the game's choice on a CPU) the next DiT call runs while
-the last block decodes (stream/decode_ahead.py).
+the last block decodes (stream/decode_ahead.py); with `sampler_process` (also the game's choice on a CPU) the
+sampler runs in a process of its own, out of the way of the display's hold on the GIL (stream/sampler_process.py).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 
 from matrix_sim.actions import IDLE, Action
-from matrix_sim.device import decodes_ahead, describe, pick_device
+from matrix_sim.device import decodes_ahead, describe, pick_device, samples_in_process
 from matrix_sim.models.autoencoder import FrameAutoencoder, images_to_tensor, tensor_to_images
 from matrix_sim.models.checkpoint import CheckpointError, load_model
 from matrix_sim.models.dit import WorldDiT
@@ -29,6 +30,7 @@ from matrix_sim.models.prompt import PromptBank
 from matrix_sim.stream import bundle
 from matrix_sim.stream.decode_ahead import DecodeAhead
 from matrix_sim.stream.sampler import Emitted, SwinSampler
+from matrix_sim.stream.sampler_process import SamplerProcess
 from matrix_sim.stream.starter import SourceStarter, starter_for
 from matrix_sim.world.base import Frame
 from matrix_sim.world.scenes import UnknownPrompt, parse_prompt, scene_catalog
@@ -44,10 +46,11 @@ def _no_progress(fraction: float, text: str) -> None:
 class WorldModel:
     def __init__(self, dit: WorldDiT, vae: FrameAutoencoder, prompts: PromptBank, info: bundle.BundleInfo,
                  device: Optional[torch.device] = None, starter: Optional[SourceStarter] = None,
-                 decode_ahead: bool = False):
+                 decode_ahead: bool = False, sampler_process: bool = False):
         """decode_ahead: run DiT calls and decodes on two threads that overlap where the device gains from it
         (device.decodes_ahead); frames then follow the actions given to step by when each call starts, not one
-        for one: the game's live play, not a scripted run."""
+        for one: the game's live play, not a scripted run. sampler_process: host the sampler in a child process
+        where the device gains from it (device.samples_in_process), on this thread's torch thread count."""
         self.torch_device = device or pick_device()
         self.dit = dit.to(self.torch_device).eval()
         self.vae = vae.to(self.torch_device).eval().to(memory_format=torch.channels_last)   # its fast layout
@@ -55,7 +58,7 @@ class WorldModel:
         self.info = info
         self.frame_rate = info.frame_rate
         self.device = describe(self.torch_device)        # what the client shows on the HUD
-        self.sampler = SwinSampler(self.dit, info.stream, info.latent_shape, self.torch_device)
+        self.sampler = self._open_sampler(sampler_process and samples_in_process(self.torch_device))
         self._queue: deque[tuple[np.ndarray, Action]] = deque()
         self._ahead = DecodeAhead(self._call, self._frames) if decode_ahead and decodes_ahead(self.torch_device) \
             else None
@@ -69,11 +72,12 @@ class WorldModel:
     @classmethod
     def from_pretrained(cls, checkpoint_dir: str | Path, progress: Optional[Progress] = None,
                         device: Optional[str] = None, start_from_source: bool = False,
-                        stream_overrides: Optional[dict] = None, decode_ahead: bool = False) -> "WorldModel":
+                        stream_overrides: Optional[dict] = None, decode_ahead: bool = False,
+                        sampler_process: bool = False) -> "WorldModel":
         """Load a bundle (see matrix_sim.stream.bundle); progress(fraction, text) feeds a loading screen.
         start_from_source: reset and set_prompt start the scene from source-world frames (the game's choice).
         stream_overrides: inference settings of the stream to change (e.g. {"action_guidance": 3.0});
-        decode_ahead: see __init__."""
+        decode_ahead, sampler_process: see __init__."""
         progress = progress or _no_progress
         root = bundle.bundle_root(checkpoint_dir)
         info = bundle.read_info(root)
@@ -89,7 +93,8 @@ class WorldModel:
             raise CheckpointError(f"{root}: latent channels disagree: {channels}")
         progress(0.8, "loading prompt embeddings")
         prompts = PromptBank.load(root / bundle.PROMPTS_FILE)
-        world = cls(dit, vae, prompts, info, pick_device(device), decode_ahead=decode_ahead)
+        world = cls(dit, vae, prompts, info, pick_device(device), decode_ahead=decode_ahead,
+                    sampler_process=sampler_process)
         if start_from_source:
             world.starter = starter_for(world)
         progress(1.0, f"world model ready on {world.device}")
@@ -155,11 +160,20 @@ class WorldModel:
     def close(self) -> None:
         if self._ahead is not None:
             self._ahead.close()
+        if isinstance(self.sampler, SamplerProcess):
+            self.sampler.close()
         self._queue.clear()
         if self.starter is not None:
             self.starter.close()
 
     # ---- internals --------------------------------------------------------------------------------
+    def _open_sampler(self, in_process: bool):
+        """The stream's sampler, in this process or a child of its own."""
+        stream, shape = self.info.stream, self.info.latent_shape
+        if in_process:
+            return SamplerProcess(self.dit, stream, shape, self.torch_device)
+        return SwinSampler(self.dit, stream, shape, self.torch_device)
+
     def _restart(self, prompt: str, seed: int) -> None:
         if self._ahead is not None:
             self._ahead.stop()
