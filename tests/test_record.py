@@ -31,6 +31,28 @@ def test_shards_round_trip(tmp_path):
         assert ep.frames.std() > 5
 
 
+def test_shards_read_from_many_threads_parse_one_header_at_a_time(tmp_path, monkeypatch):
+    """Python 3.11's AST constructor (np.load's header parse) is not thread-safe: eval/probe.py's loading pool
+    failed with "AST constructor recursion depth mismatch". Every parse holds the shards' lock; reads from four
+    threads at once give the same arrays as one."""
+    import ast
+    from concurrent.futures import ThreadPoolExecutor
+
+    from matrix_sim.data import shards
+
+    out = record(tmp_path / "rec", episodes=2, frames=6, seed=4, progress=False)
+    paths = [out / e["file"] for e in read_manifest(out)["episodes"]]
+    held, literal_eval = [], ast.literal_eval
+    monkeypatch.setattr(ast, "literal_eval", lambda text: held.append(shards._NPY_PARSE.locked()) or literal_eval(text))
+    alone = [read_episode(p) for p in paths]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(read_episode, paths * 20))
+    assert len(held) == 4 * 2 * 21 and all(held)        # four arrays a shard, every header parsed under the lock
+    for episode, again in zip(alone * 20, together):
+        assert np.array_equal(episode.frames, again.frames) and np.array_equal(episode.poses, again.poses)
+        assert episode.meta == again.meta
+
+
 def test_recorded_frames_replay_from_the_recorded_actions(tmp_path, world):
     out = record(tmp_path / "rec", episodes=1, frames=10, seed=5, progress=False)
     ep = next(iter_episodes(out))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,12 @@ import numpy as np
 FORMAT = "matrix-sim-shards/1"
 MANIFEST = "manifest.json"
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)     # zip entries carry no wall-clock time: same input, same bytes
+# np.load parses each array's header with ast.literal_eval, and Python 3.11's AST constructor is not thread-safe:
+# threads parsing at once can fail with "SystemError: AST constructor recursion depth mismatch" (CPython
+# gh-106905; seen in session 18's CI, in eval/probe.py's loading pool). Parsing takes this lock; inflating,
+# the slow part, does not.
+_NPY_PARSE = threading.Lock()
+_EPISODE_ARRAYS = ("frames", "actions", "poses", "meta")
 
 
 @dataclass
@@ -61,11 +68,19 @@ def read_episode(path: str | Path) -> Episode:
     if not path.is_file():
         raise FileNotFoundError(f"episode shard not found: {path}")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            return Episode(frames=data["frames"], actions=data["actions"], poses=data["poses"],
-                           meta=json.loads(data["meta"].item()))
+        with zipfile.ZipFile(path) as zf:
+            arrays = {name: _read_array(zf, name) for name in _EPISODE_ARRAYS}
+        return Episode(frames=arrays["frames"], actions=arrays["actions"], poses=arrays["poses"],
+                       meta=json.loads(arrays["meta"].item()))
     except (KeyError, ValueError, zipfile.BadZipFile) as exc:
         raise ValueError(f"{path}: not a matrix-sim episode shard ({exc})") from None
+
+
+def _read_array(zf: zipfile.ZipFile, name: str) -> np.ndarray:
+    """One array of a shard; safe to call from several threads at once (see _NPY_PARSE)."""
+    raw = zf.read(f"{name}.npy")              # inflating releases the GIL: loading threads overlap here
+    with _NPY_PARSE:
+        return np.load(io.BytesIO(raw), allow_pickle=False)
 
 
 def write_manifest(directory: str | Path, manifest: dict) -> None:
