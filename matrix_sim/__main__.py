@@ -2,5 +2,5 @@ import sys
 
 from matrix_sim.cli import main
 
-if __name__ == "__main__":      # import-safe: the sampler process is spawned (stream/sampler_process.py)
+if __name__ == "__main__":      # import-safe: multiprocessing starts the sampler process (stream/sampler_process.py)
     sys.exit(main())

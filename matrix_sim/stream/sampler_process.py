@@ -7,8 +7,8 @@ GIL, so in the same process the DiT's thread slept ~16 ms of each ~81 ms call wa
 sampler has a GIL of its own; the parent sends each call's action and prompt and gets the emitted block back
 (a few kB through a pipe). The hosted sampler is an ordinary one (SwinSampler or a subclass), so a stream in
 the child is the same stream, call for call, as one in the caller's thread (tests/test_sampler_process.py).
-The child is spawned, so a script that builds one must be import-safe (`if __name__ == "__main__":`), as
-multiprocessing asks; run_sim.py and `python -m matrix_sim` are.
+The child is never a fork of the caller, so a script that builds one must be import-safe (`if __name__ ==
+"__main__":`), as multiprocessing asks; run_sim.py and `python -m matrix_sim` are.
 """
 from __future__ import annotations
 
@@ -76,6 +76,17 @@ def _serve(conn, hosted: type, dit_config: dict, state: dict, config: StreamConf
         conn.send(reply)
 
 
+def _context():
+    """A start method that never forks the caller (fork would copy its OpenMP and GL threads' locks): forkserver
+    where there is one, whose server imports this module once, so every child after the first forks from it
+    ready (a spawned child imports torch and diffusers again, ~4 s); spawn elsewhere."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
+
+
 def _shut(process, conn) -> None:
     """Close the child (politely, then by force) and the pipe; safe to call twice."""
     if process.is_alive():
@@ -91,7 +102,7 @@ def _shut(process, conn) -> None:
 
 
 class SamplerProcess:
-    """`hosted(model, config, latent_shape, cpu)` run in a spawned child, behind the same reset / prime / step.
+    """`hosted(model, config, latent_shape, cpu)` run in a child process, behind the same reset / prime / step.
 
     The child runs on the torch thread count the constructing thread has, in its compute dtype; a child that
     cannot build the sampler says so at the first call. Calls may come from any thread, one at a time (a lock
@@ -104,7 +115,7 @@ class SamplerProcess:
             raise ValueError(f"the sampler process runs on the CPU, not {device}")
         self.config, self.device, self.latent_shape = config, device, tuple(latent_shape)
         self.threads = torch.get_num_threads()             # the child's torch threads
-        context = multiprocessing.get_context("spawn")      # fork would copy the parent's OpenMP and GL threads' locks
+        context = _context()
         self._conn, theirs = context.Pipe()
         state = {name: _wire(tensor) for name, tensor in model.state_dict().items()}
         dtype = str(compute_dtype(device)).replace("torch.", "")
@@ -115,7 +126,8 @@ class SamplerProcess:
         theirs.close()                                   # else a dead child's pipe would never read as closed
         self._lock = threading.Lock()
         self._closer = weakref.finalize(self, _shut, self._process, self._conn)
-        # the child's "ok" is read at the first call: it starts (~4 s of imports) while the caller loads the rest
+        # the child's "ok" is read at the first call: it starts (the first one: ~4 s of imports) while the caller
+        # loads the rest
         self._started = False
         log.info("sampler %s starting in process %d (%d torch threads, %s)", hosted.__name__, self._process.pid,
                  self.threads, dtype)
