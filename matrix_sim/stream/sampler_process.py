@@ -1,6 +1,6 @@
 """The Swin-DPM sampler in a process of its own: the game's live play on a CPU (issue 6).
 
-A stream call is ~700 small torch ops, and the thread running them takes Python's GIL back after each. In the
+A stream call is hundreds of small torch ops, and the thread running them takes the GIL back after each. In the
 game the main thread's moderngl calls (upload, upscale, read back on llvmpipe: ~8 ms a frame) never release the
 GIL, so in the same process the DiT's thread slept ~16 ms of each ~81 ms call waiting for it (session 18,
 2-core EPYC: 57 ms on the CPU, 7 ms waiting for a core, 23 voluntary switches a call). In a child process the
