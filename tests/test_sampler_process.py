@@ -7,17 +7,15 @@ import numpy as np
 import pytest
 import torch
 
+from matrix_sim.actions import Action
 from matrix_sim.eval.timed_world import FrameByFrameSampler
-from matrix_sim.stream import WorldModel
+from matrix_sim.models.autoencoder import FrameAutoencoder
+from matrix_sim.stream import WorldModel, bundle
 from matrix_sim.stream.sampler import SwinSampler
 from matrix_sim.stream.sampler_process import SamplerProcess, SamplerProcessError
 from matrix_sim.stream.schedule import StreamConfig
 
-from matrix_sim.actions import Action
-from matrix_sim.models.autoencoder import FrameAutoencoder
-from matrix_sim.stream import bundle
-
-from wm_helpers import TINY_LATENT, TINY_MODEL, TINY_STREAM, TINY_VAE, hash_bank, lively_dit  # noqa: F401
+from wm_helpers import TINY_LATENT, TINY_MODEL, TINY_STREAM, TINY_VAE, hash_bank, lively_dit
 from wm_helpers import one_thread  # noqa: F401 (autouse fixture)
 
 CPU = torch.device("cpu")
@@ -72,7 +70,7 @@ def test_a_call_the_child_fails_raises_here_with_its_traceback(model):
 def test_a_dead_child_is_named_with_its_exit_code_and_close_ends_the_process(model):
     remote = SamplerProcess(model, CONFIG, TINY_LATENT, CPU)
     remote.reset(0)
-    pid = remote._process.pid
+    pid = remote.pid
     os.kill(pid, signal.SIGKILL)
     with pytest.raises(SamplerProcessError, match=rf"step: the sampler process \(pid {pid}\) exited with code -9"):
         remote.step(torch.zeros(5), torch.zeros(384))

@@ -129,7 +129,7 @@ class SamplerProcess:
         # the child's "ok" is read at the first call: it starts (the first one: ~4 s of imports) while the caller
         # loads the rest
         self._started = False
-        log.info("sampler %s starting in process %d (%d torch threads, %s)", hosted.__name__, self._process.pid,
+        log.info("sampler %s starting in process %d (%d torch threads, %s)", hosted.__name__, self.pid,
                  self.threads, dtype)
 
     def reset(self, seed: int) -> None:
@@ -148,6 +148,10 @@ class SamplerProcess:
     @property
     def alive(self) -> bool:
         return self._process.is_alive()
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
 
     def _call(self, op: str, *args):
         with self._lock:
@@ -174,5 +178,5 @@ class SamplerProcess:
 
     def _gone(self, op: str) -> SamplerProcessError:
         self._process.join(CLOSE_TIMEOUT_S)
-        return SamplerProcessError(f"{op}: the sampler process (pid {self._process.pid}) exited with code "
+        return SamplerProcessError(f"{op}: the sampler process (pid {self.pid}) exited with code "
                                    f"{self._process.exitcode}")
