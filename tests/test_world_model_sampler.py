@@ -79,10 +79,10 @@ def test_memory_does_not_grow_over_1000_calls(cache_context):
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss < 50_000     # KiB
 
 
-@pytest.mark.parametrize("anchored", [False, True])
-def test_cached_and_recomputed_context_agree_until_the_ring_is_full(anchored):
+@pytest.mark.parametrize("frame_stack", [False, True])
+def test_cached_and_recomputed_context_agree_until_the_ring_is_full(frame_stack):
     torch.manual_seed(0)
-    model = WorldDiT(**TINY_MODEL, anchored=anchored).eval()
+    model = WorldDiT(**TINY_MODEL, frame_stack=frame_stack).eval()
     for module in model.modules():
         if isinstance(module, torch.nn.Linear):
             torch.nn.init.normal_(module.weight, std=0.1)
@@ -96,15 +96,16 @@ def test_cached_and_recomputed_context_agree_until_the_ring_is_full(anchored):
             assert torch.allclose(cached.latents, recomputed.latents, atol=1e-5)
 
 
-def test_the_anchor_is_the_newest_clean_frame_the_stream_has():
+def test_the_anchor_is_the_newest_context_frame_as_the_model_is_given_it():
     torch.manual_seed(0)
-    s = sampler(WorldDiT(**TINY_MODEL, anchored=True).eval(), context_level=0.1)
+    s = sampler(WorldDiT(**TINY_MODEL, frame_stack=True).eval(), context_level=0.1, cache_context=False)
     assert s.anchor is None                                    # a start from the prompt alone: nothing to keep
     real = torch.randn(3, *TINY_LATENT)
     s.prime(real, torch.zeros(3, 5), torch.zeros(384))
-    assert torch.equal(s.anchor, real[-1])                     # the real frame itself, not its noised context copy
+    assert torch.equal(s.anchor, s.context.latents[-1])        # the noised context copy, as in training
+    assert not torch.equal(s.anchor, real[-1])
     emitted = [out for out in (s.step(action(0.5), torch.zeros(384)) for _ in range(6)) if out is not None]
-    assert torch.equal(s.anchor, emitted[-1].latents[-1])
+    assert emitted and torch.equal(s.anchor, s.context.latents[-1])
     s.reset(1)
     assert s.anchor is None
 

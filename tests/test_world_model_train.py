@@ -99,7 +99,7 @@ class AnchorSpy(torch.nn.Module):
         self.seen = []
 
     def forward(self, latents, levels, actions, prompts, anchor=None, anchor_from=0):
-        self.seen.append((anchor, anchor_from))
+        self.seen.append((anchor, anchor_from, latents))
         return latents * self.scale
 
 
@@ -110,10 +110,11 @@ def test_the_window_is_anchored_on_the_newest_context_frame():
                    Layout(3, 4, forcing=True)):
         flow_loss(spy, clips, torch.zeros(2, 384), layout, STREAM, MIX, torch.Generator().manual_seed(0),
                   torch.device("cpu"))
-    (full, at), (short, short_at), (start, _), (forcing, _) = spy.seen
-    assert torch.equal(full, clips.latents[:, 2]) and at == 3           # the clean frame just before the window
-    assert torch.equal(short, clips.latents[:, 0]) and short_at == 1
-    assert start is None and forcing is None                            # no clean frame to anchor on
+    (full, at, full_in), (short, short_at, short_in), (start, _, _), (forcing, _, _) = spy.seen
+    # the frame just before the window as the model is given it: noised as the context is
+    assert at == 3 and torch.equal(full, full_in[:, 2]) and not torch.equal(full, clips.latents[:, 2])
+    assert short_at == 1 and torch.equal(short, short_in[:, 0])
+    assert start is None and forcing is None                            # no context frame to anchor on
 
 
 def test_shards_give_model_space_clips_with_the_actions_that_made_them(tmp_path):
@@ -198,12 +199,15 @@ def test_a_new_run_starts_from_a_shipped_bundle(tmp_path, data, vae):
     first, second = (load_file(str(tmp_path / run / "dit" / "diffusion_pytorch_model.safetensors"))
                      for run in ("first", "second"))
     assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
-    anchored = write_config(tmp_path, data, tmp_path / "anchored", vae, steps=1, lr=0.0,
-                            init_from=str(tmp_path / "first"), model={**TINY_MODEL, "anchored": True})
-    train(anchored, progress=False)                        # a re-parameterisation starts from the same tensors
-    moved = load_file(str(tmp_path / "anchored" / "dit" / "diffusion_pytorch_model.safetensors"))
-    assert all(torch.equal(first[k], moved[k]) for k in first)
-    assert json.loads((tmp_path / "anchored" / "dit" / "config.json").read_text())["anchored"] is True
+    stacked = write_config(tmp_path, data, tmp_path / "stacked", vae, steps=1, lr=0.0,
+                           init_from=str(tmp_path / "first"), model={**TINY_MODEL, "frame_stack": True})
+    train(stacked, progress=False)                         # frame stacking starts from a plain model's tensors
+    moved = load_file(str(tmp_path / "stacked" / "dit" / "diffusion_pytorch_model.safetensors"))
+    assert all(torch.equal(first[k], moved[k]) for k in first if k != "patch_in.weight")
+    tokens = first["patch_in.weight"].shape[1]
+    assert torch.equal(moved["patch_in.weight"][:, :tokens], first["patch_in.weight"])
+    assert not moved["patch_in.weight"][:, tokens:].any()       # the stacked frame's weights start at zero
+    assert json.loads((tmp_path / "stacked" / "dit" / "config.json").read_text())["frame_stack"] is True
     wider = write_config(tmp_path, data, tmp_path / "third", vae, steps=1, init_from=str(tmp_path / "first"),
                          model={**TINY_MODEL, "width": 64})
     with pytest.raises(CheckpointError, match="init_from .* another model: width"):

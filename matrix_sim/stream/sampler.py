@@ -72,7 +72,7 @@ class SwinSampler:
         self.generator = torch.Generator(device=self.device).manual_seed(int(seed))
         self.window: list[Block] = []
         self.context = self._no_frames()     # context frames to feed next call (cached mode: not yet committed)
-        self.anchor: Optional[torch.Tensor] = None     # the newest clean frame (C, H, W), an anchored model's reference
+        self.anchor: Optional[torch.Tensor] = None     # the newest context frame (C, H, W) as the model is given it
         self.cache = TemporalCache(self.config.context_frames) if self.config.cache_context else None
 
     def prime(self, latents: torch.Tensor, actions: torch.Tensor, prompt: torch.Tensor) -> None:
@@ -152,7 +152,7 @@ class SwinSampler:
         new = Frames((1 - level) * latents + level * noise, torch.full((n,), level, device=self.device),
                      actions, prompt.expand(n, -1))
         self.context = self.context.then(new, keep=self.config.context_frames)
-        self.anchor = latents[-1]
+        self.anchor = new.latents[-1]
 
     def _no_frames(self) -> Frames:
         return Frames(torch.zeros((0, *self.latent_shape), device=self.device), torch.zeros(0, device=self.device),

@@ -20,14 +20,12 @@ import torch
 from tqdm import tqdm
 
 from matrix_sim.device import autocast, describe, pick_device
-from matrix_sim.models.checkpoint import CheckpointError, load_model, save_model
-from matrix_sim.models.deepen import deepens, load_deeper
-from matrix_sim.models.dit import WorldDiT
+from matrix_sim.models.checkpoint import CheckpointError, config_differences, load_model, save_model
+from matrix_sim.models.dit import WorldDiT, stacking_weights
 from matrix_sim.models.loading import load_autoencoder
 from matrix_sim.models.prompt import PromptBank
 from matrix_sim.stream import bundle
 from matrix_sim.stream.schedule import StreamConfig
-from matrix_sim.train.action_loss import ActionCritic
 from matrix_sim.train.adversarial import FIGURES as ADVERSARIAL_FIGURES, Adversary
 from matrix_sim.train.distributed import Distributed, all_mean, init_distributed, log_finish, shutdown, wrap_model
 from matrix_sim.train.ema import EMA
@@ -45,7 +43,6 @@ TRAIN_PROMPTS = "prompts-train.safetensors"     # every caption of the data, emb
 DISCRIMINATOR_FILE = "discriminator.pt"         # the adversary's state beside the run's state (adversarial:)
 LOG_FILE = "train.log"
 TRAINED_STREAM_KEYS = ("context_frames", "levels", "block_frames", "shift")
-REPARAMETERISATIONS = ("anchored",)     # WorldDiT settings that change what its tensors mean, not their shapes
 
 
 @dataclass(frozen=True)
@@ -61,20 +58,19 @@ class StepLoss:
     """A step's loss, the figures to log beside it, and what a discriminator learns from next."""
 
     loss: torch.Tensor
-    stats: dict = field(default_factory=dict)        # "action critic", "adversarial", "adversarial_weight"
+    stats: dict = field(default_factory=dict)        # "adversarial", "adversarial_weight"
     judged: Optional[tuple] = None      # (true latents, the model's estimates, which of them count)
 
 
 def flow_loss(model, clips: ClipBatch, prompts: torch.Tensor, layout: Layout, stream: StreamConfig, mix: LevelMix,
               generator: torch.Generator, device: torch.device, teacher: Optional[GuidanceTeacher] = None,
-              critic: Optional[ActionCritic] = None, adversary: Optional[Adversary] = None,
-              step: int = 0) -> StepLoss:
+              adversary: Optional[Adversary] = None, step: int = 0) -> StepLoss:
     """The mean squared error of the predicted v = noise - x0 on the frames the layout scores (with a teacher,
     the target carries its guided action difference too: train/guidance.py), plus the adversary's weighted
     term on the estimates x0_hat = x_s - s * v of the scored frames at levels <= its max_level (from its
-    start `step` on; train/adversarial.py) and the critic's weighted cross-entropy (train/action_loss.py).
-    The newest context frame is the window's anchor, as the newest emitted frame is in the stream (an
-    anchored model predicts the window relative to it; diffusion forcing has no clean frame to anchor on)."""
+    start `step` on; train/adversarial.py).
+    The newest context frame, noised as the context is, is the window's anchor, as the newest context frame is
+    in the stream (a frame-stacking model reads it beside every window frame; diffusion forcing has none)."""
     frames = layout.frames(stream)
     x0 = clips.latents[:, :frames]
     if prompts.dim() == 3:                  # per-frame prompts (scene cuts)
@@ -85,24 +81,20 @@ def flow_loss(model, clips: ClipBatch, prompts: torch.Tensor, layout: Layout, st
     noisy, target = (1 - s) * x0 + s * noise, noise - x0
     noisy, levels, actions, prompts = (t.to(device) for t in (noisy, levels, clips.actions[:, :frames], prompts))
     mask, target, x0 = mask.to(device), target.to(device), x0.to(device)
+    anchor = noisy[:, layout.context - 1] if layout.context and not layout.forcing else None
     if teacher is not None:
-        target = target + teacher.target_shift(noisy, levels, actions, prompts, mask)
-    anchor = x0[:, layout.context - 1] if layout.context and not layout.forcing else None
+        target = target + teacher.target_shift(noisy, levels, actions, prompts, mask, anchor, layout.context)
     with autocast(device):
         v = model(noisy, levels, actions, prompts, anchor=anchor, anchor_from=layout.context)
     per_frame = (v.float() - target).pow(2).mean(dim=(2, 3, 4))
     out = StepLoss((per_frame * mask).sum() / mask.sum())
-    if critic is None and adversary is None:
+    if adversary is None:
         return out
     estimate = noisy - levels[..., None, None, None] * v.float()
-    if adversary is not None:        # every scored frame is scored, those above max_level with weight 0 (DDP)
-        out.judged = (x0[mask], estimate[mask], (levels <= adversary.settings.max_level)[mask])
-        out.loss, judged = adversary.generator_loss(out.judged[1], out.loss, step, out.judged[2])
-        out.stats.update(judged)
-    if critic is not None:
-        critic_ce = critic.loss(x0, estimate, levels, actions, mask)
-        out.loss = out.loss + critic.settings.weight * critic_ce
-        out.stats["action critic"] = critic_ce.item()
+    # every scored frame is judged, those above max_level with weight 0 (DDP)
+    out.judged = (x0[mask], estimate[mask], (levels <= adversary.settings.max_level)[mask])
+    out.loss, judged = adversary.generator_loss(out.judged[1], out.loss, step, out.judged[2])
+    out.stats.update(judged)
     return out
 
 
@@ -167,7 +159,6 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
     if step == 0 and cfg.init_from:
         _start_from(Path(cfg.init_from) / bundle.DIT_DIR, cfg.model_config(), model, ema)
     teacher = GuidanceTeacher(cfg.guidance, cfg.model_config(), d.device) if cfg.guidance else None
-    critic = ActionCritic(cfg.action_loss, shards.latent_shape, d.device) if cfg.action_loss else None
     adversary = _adversary(cfg, model, d, shards.latent_shape[0], run_dir if step else None)
     if d.is_main:
         _write_bundle_parts(run_dir, cfg, shards)
@@ -185,7 +176,7 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
     schedule = replace(cfg.train, steps=total_steps)      # `train --steps N` moves the cooldown to N too
     bar = tqdm(total=total_steps, initial=step, desc="train world model", unit="step", disable=not progress)
     losses, figures, intervals, interval_start = [], {}, [], time.perf_counter()
-    figure_keys = _figure_keys(critic, adversary)
+    figure_keys = ADVERSARIAL_FIGURES if adversary else ()
     while step < total_steps:
         for group in opt.param_groups:
             group["lr"] = warmup_stable_cooldown(step, schedule)
@@ -204,7 +195,7 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
         if cfg.own_context:
             clips = with_own_context(ema.model, clips, embedded, context_rows(rng, layout, cfg.own_context.share,
                                      per_process), layout.context, cfg.own_context, generator, d.device)
-        out = flow_loss(ddp, clips, embedded, layout, cfg.stream, cfg.levels, generator, d.device, teacher, critic,
+        out = flow_loss(ddp, clips, embedded, layout, cfg.stream, cfg.levels, generator, d.device, teacher,
                         adversary, step)
         optimizer_step(out.loss, model, opt, ema, step, cfg.train.grad_clip)
         if adversary is not None:
@@ -253,11 +244,6 @@ def _adversary(cfg: WorldModelConfig, model: WorldDiT, d: Distributed, channels:
     return adversary
 
 
-def _figure_keys(critic: Optional[ActionCritic], adversary: Optional[Adversary]) -> tuple[str, ...]:
-    """The figures logged beside the loss: the same on every process, so their all-reduces pair up."""
-    return (("action critic",) if critic else ()) + (ADVERSARIAL_FIGURES if adversary else ())
-
-
 def _finite_mean(values: list[float]) -> float:
     """Mean of an interval's figures, leaving out the steps without one (nan: nothing was judged)."""
     finite = [v for v in values if math.isfinite(v)]
@@ -265,20 +251,20 @@ def _finite_mean(values: list[float]) -> float:
 
 
 def _start_from(dit_dir: Path, architecture: dict, model: WorldDiT, ema: EMA) -> None:
-    """init_from's DiT; or, where the config only adds blocks to it, a deeper model that starts as it does.
-    A run may re-parameterise the weights it starts from (`anchored`): same tensors, another meaning."""
+    """init_from's DiT; a frame-stacking model may start from a plain one of the same size, its stacked
+    channels' weights at zero, so it starts computing what that one does."""
     shipped = load_model(WorldDiT, dit_dir, what="world model")
-    if not deepens(dict(shipped.config), architecture):
-        same_tensors = {k: v for k, v in architecture.items() if k not in REPARAMETERISATIONS}
-        start_from(dit_dir, WorldDiT, same_tensors, model, ema, what="world model")
-        changed = [k for k in REPARAMETERISATIONS if shipped.config[k] != architecture[k]]
-        if changed:
-            log.info("re-parameterised from %s: %s", dit_dir, ", ".join(f"{k} = {architecture[k]}" for k in changed))
+    if not (architecture["frame_stack"] and not shipped.config.frame_stack):
+        start_from(dit_dir, WorldDiT, architecture, model, ema, what="world model")
         return
-    positions = load_deeper(model, shipped)
-    ema.model.load_state_dict(model.state_dict())
-    log.info("starting from the weights in %s, grown from depth %d to %d: its blocks at %s, the new ones identity",
-             dit_dir, shipped.config.depth, model.config.depth, positions)
+    diffs = config_differences({k: shipped.config[k] for k in architecture if k != "frame_stack"},
+                               {k: v for k, v in architecture.items() if k != "frame_stack"})
+    if diffs:
+        raise CheckpointError(f"init_from {dit_dir} was made for another model: " + "; ".join(diffs))
+    state = stacking_weights(shipped.state_dict())
+    model.load_state_dict(state)
+    ema.model.load_state_dict(state)
+    log.info("starting from the weights in %s, the stacked frame's input weights at zero", dit_dir)
 
 
 def _training_prompts(run_dir: Path, texts: list[str], d: Distributed, progress: bool) -> PromptBank:
