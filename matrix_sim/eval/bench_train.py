@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from matrix_sim.device import (DTYPE_ENV, autocast, compute_dtype, cpu_cores, cpu_has_native_bf16, describe,
+from matrix_sim.device import (DTYPE_ENV, compute_dtype, cpu_cores, cpu_has_native_bf16, describe,
                                pick_device)
 from matrix_sim.eval.flops import PEAK_SIZE, count_flops, matmul_peak
 from matrix_sim.eval.timed_world import FRAME_SIZE, RANDOM_INIT_STD, VAE_FACTOR, HashEncoder
