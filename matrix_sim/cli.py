@@ -46,6 +46,16 @@ def _cmd_bench(args) -> None:
 
         result = bench_levers(args.config, args.checkpoint, calls=args.calls, progress=not args.quiet,
                               compile_dit=args.compile, stream_overrides=parse_overrides(args.stream))
+    elif args.what == "train":
+        from matrix_sim.eval.bench_train import DEFAULT_STEPS, bench_train
+
+        result = bench_train(args.config, steps=args.steps or DEFAULT_STEPS, data=args.data, progress=not args.quiet)
+    elif args.what == "soak":
+        from matrix_sim.eval.bench_soak import DEFAULT_CHECKPOINT, bench_soak
+
+        result = bench_soak(args.minutes, checkpoint=args.checkpoint or DEFAULT_CHECKPOINT, config=args.config,
+                            window_s=args.window_s, progress=not args.quiet, video=args.video, threads=args.threads,
+                            upscaler=args.upscaler)
     else:
         from matrix_sim.eval.bench_play import bench_play
 
@@ -160,26 +170,36 @@ def build_parser() -> argparse.ArgumentParser:
     rec.set_defaults(func=_cmd_record)
 
     bench = sub.add_parser("bench", help="benchmarks that print one JSON object")
-    bench.add_argument("what", choices=["world", "play", "levers"], help="world: source-world recording speed; "
-                       "play: the whole game loop on the world model (fps, latency, stages, utilisation, baseline); "
-                       "levers: the DiT's stream levers alone (context cache, block size, threads, int8)")
+    bench.add_argument("what", choices=["world", "play", "levers", "train", "soak"], help="world: source-world "
+                       "recording speed; play: the whole game loop on the world model (fps, latency, stages, "
+                       "utilisation, baseline); levers: the DiT's stream levers alone (context cache, block size, "
+                       "threads, int8); train: the config's training step (clips/s, utilisation; batch, autocast and "
+                       "thread levers); soak: the game loop, recording, for --minutes (fps and memory per window, "
+                       "the mp4 checked)")
     bench.add_argument("--json", action="store_true", help="one line of JSON")
     bench.add_argument("--runs", type=positive_int, default=6, help="world: runs")
     bench.add_argument("--frames", type=positive_int, default=300, help="world: frames per run")
     bench.add_argument("--width", type=positive_int, default=256, help="world: render width")
     bench.add_argument("--height", type=positive_int, default=144, help="world: render height")
     bench.add_argument("--seconds", type=float, default=20.0, help="play: seconds of the main run")
-    bench.add_argument("--config", default="configs/tiny-cpu.yaml", help="play, levers: world-model config")
-    bench.add_argument("--checkpoint", default=None, help="play, levers: a trained world-model folder (default: "
-                       "random weights of the config's shape)")
+    bench.add_argument("--config", default="configs/tiny-cpu.yaml", help="play, levers, train, soak: world-model "
+                       "config")
+    bench.add_argument("--checkpoint", default=None, help="play, levers, soak: a trained world-model "
+                       "folder (default: random weights of the config's shape; soak: checkpoints/tiny-cpu)")
     bench.add_argument("--calls", type=positive_int, default=30, help="levers: timed sampler calls per variant")
+    bench.add_argument("--steps", type=positive_int, default=None, help="train: timed steps per variant (default 6)")
+    bench.add_argument("--data", choices=["synthetic", "real"], default="synthetic", help="train: random latents of "
+                       "the config's shape, or the config's latent shards")
+    bench.add_argument("--minutes", type=float, default=10.0, help="soak: minutes of play (fractions too)")
+    bench.add_argument("--window-s", type=float, default=60.0, help="soak: seconds per reported window")
     bench.add_argument("--compile", action="store_true", help="levers: also time the DiT under torch.compile "
                        "(compiles first: tens of seconds, needs a C++ compiler)")
-    bench.add_argument("--video", default=None, help="play: keep the main run's mp4 here")
-    bench.add_argument("--threads", type=positive_int, default=None, help="play: torch threads (default: as the game "
-                       "picks, every core but one on a CPU; one side run uses torch's own count)")
+    bench.add_argument("--video", default=None, help="play, soak: keep the (main run's) mp4 here")
+    bench.add_argument("--threads", type=positive_int, default=None, help="play, soak: torch threads (default: as "
+                       "the game picks, every core but one on a CPU; one side run of play uses torch's own count)")
     _stream_option(bench, "play, levers: ")
-    bench.add_argument("--upscaler", default="auto", help="play: display upscaler (auto: as the game picks)")
+    bench.add_argument("--upscaler", default="auto", help="play, soak: display upscaler (auto: as the "
+                       "game picks)")
     bench.set_defaults(func=_cmd_bench)
 
     tv = sub.add_parser("train-vae", help="train the frame autoencoder on recorded shards (torchrun for DDP)")

@@ -3,11 +3,13 @@
 FlopCounterMode counts matmuls and convolutions, but on the CPU it sees scaled_dot_product_attention as one
 op it has no formula for (CUDA's flash / efficient kernels it knows), so attention is added here:
 2 * (q @ k^T) + 2 * (attn @ v) multiply-adds per query-key pair, causal or masked pairs included (the kernels
-compute them). Element-wise work (norms, activations, modulation) is not counted: FLOP/s here means
+compute them), and its backward (count_flops(..., inference=False), a training step) at twice that: dV, dP, dQ and dK
+are four such products. Element-wise work (norms, activations, modulation) is not counted: FLOP/s here means
 matrix FLOP/s, the figure a matmul peak is comparable with.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from typing import Callable
@@ -25,20 +27,30 @@ def _attention_flops(query, key, value, *args, out_shape=None, **kwargs) -> int:
     return 2 * batch * query[-2] * key[-2] * (query[-1] + value[-1])
 
 
+def _attention_backward_flops(grad_out, query, key, value, *args, out_shape=None, **kwargs) -> int:
+    """The backward of one attention: dV = P^T dO, dP = dO V^T, dQ = dS K, dK = dS^T Q, twice the forward."""
+    return 2 * _attention_flops(query, key, value)
+
+
 def _attention_mapping() -> dict:
     mapping = {}
-    for name in ("scaled_dot_product_attention", "_scaled_dot_product_flash_attention_for_cpu"):
+    ops = (("scaled_dot_product_attention", _attention_flops),
+           ("_scaled_dot_product_flash_attention_for_cpu", _attention_flops),
+           ("_scaled_dot_product_flash_attention_for_cpu_backward", _attention_backward_flops))
+    for name, formula in ops:
         packet = getattr(torch.ops.aten, name, None)
         if packet is not None:
             # the counter looks an op up by its overload, then counts it under the overload packet: key both
-            mapping[packet] = _attention_flops
-            mapping[packet.default] = _attention_flops
+            mapping[packet] = formula
+            mapping[packet.default] = formula
     return mapping
 
 
-def count_flops(fn: Callable[[], object]) -> tuple[int, object]:
-    """Run `fn()` once under the counter (inside inference_mode, as the stream runs); returns (FLOPs, result)."""
-    with torch.inference_mode(), FlopCounterMode(display=False, custom_mapping=_attention_mapping()) as counter:
+def count_flops(fn: Callable[[], object], inference: bool = True) -> tuple[int, object]:
+    """Run `fn()` once under the counter (inside inference_mode, as the stream runs; inference=False for work
+    with a backward, a training step); returns (FLOPs, result)."""
+    with (torch.inference_mode() if inference else contextlib.nullcontext()), \
+            FlopCounterMode(display=False, custom_mapping=_attention_mapping()) as counter:
         result = fn()
     return counter.get_total_flops(), result
 
