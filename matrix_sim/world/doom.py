@@ -39,6 +39,7 @@ FRAME_SKIP = 2
 FRAME_RATE = 18                        # 35 tics/s / FRAME_SKIP, rounded
 WALK, RUN = 25.0, 50.0                 # forward units per tic
 STRAFE_WALK, STRAFE_RUN = 24.0, 40.0
+SETTLE_TICS = 4                        # idle tics after a level starts, before the first frame
 TURN_DEG = 4.0                         # degrees per tic at full turn
 RESOLUTION = "320X240"
 DOOM2_LEVELS = tuple(f"map{i:02d}" for i in range(1, 33))
@@ -137,6 +138,7 @@ def make_doom_env(level: str = "map01", resolution: str = RESOLUTION, frame_skip
                 self.game.set_seed(int(seed) % (2**31 - 1))
             self.game.new_episode()
             self.game.send_game_command("god")
+            self.game.make_action([0.0] * 4, SETTLE_TICS)     # the first tics of a level take no input
             self._read()
             return self.screen, {"level": self.level}
 
