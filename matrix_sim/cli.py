@@ -30,7 +30,7 @@ def _cmd_record(args) -> None:
     from matrix_sim.data.record import record
 
     out = record(args.out, args.episodes, args.frames, args.seed, args.width, args.height, args.prompt,
-                 progress=not args.quiet)
+                 progress=not args.quiet, env=args.env)
     logging.getLogger("matrix_sim").info("recorded %d episodes of %d frames to %s", args.episodes, args.frames, out)
 
 
@@ -166,7 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--out", required=True, help="output directory (resumed if it holds the same recording)")
     rec.add_argument("--width", type=positive_int, default=256)
     rec.add_argument("--height", type=positive_int, default=144)
-    rec.add_argument("--prompt", default=None, help="record only this scene preset (default: every scene)")
+    rec.add_argument("--prompt", default=None, help="record only this scene preset (default: every scene), or "
+                     "one level of an environment, e.g. \"doom map01\"")
+    rec.add_argument("--env", default=None, help="record a registered Gymnasium environment instead of the source "
+                     "world, e.g. doom (pip install 'matrix-sim[doom]'); its levels are cycled unless --prompt")
     rec.set_defaults(func=_cmd_record)
 
     bench = sub.add_parser("bench", help="benchmarks that print one JSON object")

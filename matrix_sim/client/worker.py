@@ -19,6 +19,7 @@ from tqdm import tqdm
 from matrix_sim.actions import IDLE, Action
 from matrix_sim.client.session import SessionLog
 from matrix_sim.client.worlds import WorldHandle, choose_kind, open_world
+from matrix_sim.world.gym_world import is_gym_prompt
 from matrix_sim.world.base import Frame
 
 log = logging.getLogger(__name__)
@@ -201,7 +202,8 @@ def start_world(options, source, paced: bool) -> WorldWorker:
     play is `live` (a replay or a script keeps each frame to its op's action)."""
     kind, checkpoint = choose_kind(options.world, options.checkpoint)
     live = paced and isinstance(source, LiveSource)
-    worker = WorldWorker(lambda progress: open_world(kind, checkpoint, progress, options.threads, live=live),
+    env = {"prompt": options.prompt} if is_gym_prompt(options.prompt) else {}    # an environment's ("doom map01")
+    worker = WorldWorker(lambda progress: open_world(kind, checkpoint, progress, options.threads, live=live, **env),
                          source, options.seed, paced)
     worker.start()
     return worker

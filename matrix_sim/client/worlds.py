@@ -69,13 +69,22 @@ def choose_kind(kind: str, checkpoint: Optional[str]) -> tuple[str, Optional[Pat
 
 
 def open_world(kind: str, checkpoint: Optional[Path], progress: Progress, threads: Optional[int] = None,
-               live: bool = False) -> WorldHandle:
+               live: bool = False, prompt: Optional[str] = None) -> WorldHandle:
     """Build the world (slow for a model: runs in the client's world thread behind the loading screen); a model
     runs on device.game_threads torch threads (`threads` if given), set from this thread, which steps it.
     live: the player's real-time play; a model then decodes ahead and hosts its sampler in a process of its
     own where the device gains from them (stream/decode_ahead.py, stream/sampler_process.py), while a scripted
-    run keeps every frame to the action its step was given."""
+    run keeps every frame to the action its step was given. prompt: an engine world starting on a registered
+    Gymnasium environment's prompt ("doom map01") plays that environment (world/gym_world.py)."""
     if kind == "engine":
+        from matrix_sim.world.gym_world import source_of
+
+        source = source_of(prompt)
+        if source is not None:
+            from matrix_sim.world.gym_world import GymWorld
+
+            progress(0.0, f"starting {source.name}")
+            return WorldHandle(GymWorld(source), "engine", f"{source.name} (CPU)", source.frame_rate)
         from matrix_sim.world.engine import SourceWorld
 
         progress(0.0, "building the source world")

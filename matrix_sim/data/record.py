@@ -52,7 +52,14 @@ def prepare_out_dir(out: str | Path, args: dict) -> Path:
 
 
 def record(out: str | Path, episodes: int, frames: int, seed: int, width: int = 256, height: int = 144,
-           prompt: str | None = None, progress: bool = True) -> Path:
+           prompt: str | None = None, progress: bool = True, env: str | None = None) -> Path:
+    """env (or a prompt such as "doom map01"): a registered Gymnasium environment instead (data/gym_record.py)."""
+    from matrix_sim.world.gym_world import is_gym_prompt
+
+    if env is not None or is_gym_prompt(prompt):
+        from matrix_sim.data.gym_record import record_gym
+
+        return record_gym(out, episodes, frames, seed, width, height, env=env, prompt=prompt, progress=progress)
     if episodes <= 0 or frames <= 0:
         raise ValueError(f"--episodes and --frames must be positive, got {episodes} and {frames}")
     plan = episode_plan(episodes, seed, prompt)

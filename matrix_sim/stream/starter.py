@@ -17,10 +17,23 @@ class SourceStarter:
     def __init__(self, frames: int, width: int, height: int):
         self.frames, self.width, self.height = frames, width, height
         self._world = None
+        self._gym = None               # a GymWorld, for a registered environment's prompt
 
     def clip(self, preset: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        """(frames, H, W, 3) uint8 images of the preset's scene and the (frames, A) actions taken at them."""
+        """(frames, H, W, 3) uint8 images of the preset's scene and the (frames, A) actions taken at them; a
+        registered Gymnasium environment's prompt ("doom map01") plays that environment's level instead."""
         from matrix_sim.data.record import drive
+        from matrix_sim.world.gym_world import source_of
+
+        source = source_of(preset)
+        if source is not None:
+            from matrix_sim.data.gym_record import drive_gym
+            from matrix_sim.world.gym_world import GymWorld
+
+            if self._gym is None or self._gym.source.name != source.name:
+                self.close()
+                self._gym = GymWorld(source, self.width, self.height)
+            return drive_gym(self._gym, preset, seed, self.frames)
         from matrix_sim.world.engine import SourceWorld
 
         if self._world is None:        # built on first use, in the thread that steps the world
@@ -28,6 +41,9 @@ class SourceStarter:
         return drive(self._world, preset, seed, self.frames)
 
     def close(self) -> None:
+        if self._gym is not None:
+            self._gym.close()
+            self._gym = None
         if self._world is not None:
             self._world.close()
             self._world = None

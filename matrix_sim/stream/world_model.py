@@ -33,6 +33,7 @@ from matrix_sim.stream.sampler import Emitted, SwinSampler
 from matrix_sim.stream.sampler_process import SamplerProcess
 from matrix_sim.stream.starter import SourceStarter, starter_for
 from matrix_sim.world.base import Frame
+from matrix_sim.world.gym_world import is_gym_prompt
 from matrix_sim.world.scenes import UnknownPrompt, parse_prompt, scene_catalog
 
 log = logging.getLogger(__name__)
@@ -211,10 +212,14 @@ class WorldModel:
     def _condition(self, prompt: str) -> None:
         self._embedding = self.prompts.embed(prompt)
         self.prompt = prompt
-        self.mode = parse_prompt(self._preset_of(prompt)).mode
+        preset = self._preset_of(prompt)
+        self.mode = "walk" if is_gym_prompt(preset) else parse_prompt(preset).mode
 
     def _preset_of(self, prompt: str) -> str:
-        """The prompt if it is a preset, else the preset nearest in meaning (free text)."""
+        """The prompt if it is a preset (or a registered Gymnasium environment's, "doom map01"), else the preset
+        nearest in meaning (free text)."""
+        if is_gym_prompt(prompt):
+            return prompt
         try:
             parse_prompt(prompt)
             return prompt

@@ -36,6 +36,7 @@ from matrix_sim.train.own_context import with_own_context
 from matrix_sim.train.optim import cooldown_factor, optimizer_step, warmup_stable_cooldown
 from matrix_sim.train.run_state import load_state, save_state, save_torch, start_from
 from matrix_sim.train.world_config import WorldModelConfig, load_config
+from matrix_sim.world.gym_world import gym_prompts
 from matrix_sim.world.scenes import scene_catalog
 
 log = logging.getLogger(__name__)
@@ -283,7 +284,8 @@ def _training_prompts(run_dir: Path, texts: list[str], d: Distributed, progress:
 def _write_bundle_parts(run_dir: Path, cfg: WorldModelConfig, shards: LatentShards) -> None:
     """What the playable bundle needs besides the DiT: the stream shape, the autoencoder, preset prompts."""
     bundle.write_info(run_dir, bundle.BundleInfo(cfg.stream, shards.latent_shape, shards.frame_rate))
-    PromptBank.load(run_dir / TRAIN_PROMPTS).subset(scene_catalog().prompts).save(run_dir / bundle.PROMPTS_FILE)
+    playable = [*scene_catalog().prompts, *gym_prompts(shards.texts())]      # + "doom map01" etc. in the data
+    PromptBank.load(run_dir / TRAIN_PROMPTS).subset(playable).save(run_dir / bundle.PROMPTS_FILE)
     vae_dir = run_dir / bundle.VAE_DIR
     source = Path(cfg.autoencoder)
     if not source.is_dir():
