@@ -103,10 +103,9 @@ def _cmd_eval(args) -> None:
 
 
 def _cmd_train_probe(args) -> None:
-    from matrix_sim.eval.probe import DEFAULT_LATENT_PROBE_DIR, DEFAULT_PROBE_DIR, is_latent_folder, train_probe
+    from matrix_sim.eval.probe import train_probe
 
-    out = args.out or (DEFAULT_LATENT_PROBE_DIR if is_latent_folder(args.data) else DEFAULT_PROBE_DIR)
-    _print_json(train_probe(args.data, out, steps=args.steps, batch_size=args.batch_size,
+    _print_json(train_probe(args.data, args.out, steps=args.steps, batch_size=args.batch_size,
                             time_limit_s=args.time_limit, progress=not args.quiet), one_line=False)
 
 
@@ -236,11 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     ew.set_defaults(func=_cmd_eval)
 
     tp = sub.add_parser("train-probe", help="train the inverse-dynamics probe on recorded frame pairs (eval's "
-                        "judge), or on encoded latents (the world model's action critic in training)")
-    tp.add_argument("--data", default="data/world_a", help="recorded frames, or a latent folder (encode's output: "
-                    "trains a latent probe)")
-    tp.add_argument("--out", default=None, help="default: checkpoints/probe for frames, checkpoints/latent-probe "
-                    "for latents")
+                        "judge of action accuracy)")
+    tp.add_argument("--data", default="data/world_a", help="a directory written by `record`")
+    tp.add_argument("--out", default=str(CHECKPOINT_DIR / "probe"))
     tp.add_argument("--steps", type=positive_int, default=1500)
     tp.add_argument("--batch-size", type=positive_int, default=64)
     tp.add_argument("--time-limit", type=float, default=None, help="seconds; stops early")
