@@ -68,12 +68,6 @@ def _cmd_train(args) -> None:
     print(summary.run_dir)
 
 
-def _cmd_interpolate(args) -> None:
-    from matrix_sim.train.interpolate import interpolate_dits
-
-    print(interpolate_dits(args.start, args.end, args.weight, args.out))
-
-
 def _cmd_encode(args) -> None:
     from matrix_sim.data.encode import encode_dataset
 
@@ -192,14 +186,6 @@ def build_parser() -> argparse.ArgumentParser:
     tw.add_argument("--steps", type=positive_int, default=None, help="stop at this step instead of the config's")
     tw.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best present)")
     tw.set_defaults(func=_cmd_train)
-
-    ip = sub.add_parser("interpolate", help="write the DiT (1 - w) * START + w * END (two DiT folders of one "
-                        "architecture) to OUT")
-    ip.add_argument("--start", required=True)
-    ip.add_argument("--end", required=True)
-    ip.add_argument("--weight", type=float, required=True, help="w: 0 is START, 1 is END")
-    ip.add_argument("--out", required=True)
-    ip.set_defaults(func=_cmd_interpolate)
 
     enc = sub.add_parser("encode", help="turn recorded shards into latent shards for world-model training")
     enc.add_argument("--data", required=True, help="a directory written by `record`")
