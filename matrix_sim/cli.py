@@ -45,7 +45,7 @@ def _cmd_bench(args) -> None:
         from matrix_sim.eval.bench_levers import bench_levers
 
         result = bench_levers(args.config, args.checkpoint, calls=args.calls, progress=not args.quiet,
-                              compile_dit=args.compile, stream_overrides=parse_overrides(args.stream))
+                              stream_overrides=parse_overrides(args.stream))
     else:
         from matrix_sim.eval.bench_play import bench_play
 
@@ -155,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="benchmarks that print one JSON object")
     bench.add_argument("what", choices=["world", "play", "levers"], help="world: source-world recording speed; "
                        "play: the whole game loop on the world model (fps, latency, stages, utilisation, baseline); "
-                       "levers: the DiT's stream levers alone (context cache, block size, threads, int8)")
+                       "levers: the DiT's stream levers alone (context cache, block size, levels, threads, "
+                       "guidance)")
     bench.add_argument("--json", action="store_true", help="one line of JSON")
     bench.add_argument("--runs", type=positive_int, default=6, help="world: runs")
     bench.add_argument("--frames", type=positive_int, default=300, help="world: frames per run")
@@ -166,8 +167,6 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--checkpoint", default=None, help="play, levers: a trained world-model folder (default: "
                        "random weights of the config's shape)")
     bench.add_argument("--calls", type=positive_int, default=30, help="levers: timed sampler calls per variant")
-    bench.add_argument("--compile", action="store_true", help="levers: also time the DiT under torch.compile "
-                       "(compiles first: tens of seconds, needs a C++ compiler)")
     bench.add_argument("--video", default=None, help="play: keep the main run's mp4 here")
     bench.add_argument("--threads", type=positive_int, default=None, help="play: torch threads (default: as the game "
                        "picks, every core but one on a CPU; one side run uses torch's own count)")
