@@ -58,7 +58,7 @@ def _cmd_bench(args) -> None:
 def _cmd_train_vae(args) -> None:
     from matrix_sim.train.vae import train_vae
 
-    print(train_vae(args.config, steps=args.steps, device=args.device, progress=not args.quiet))
+    print(train_vae(args.config, steps=args.steps, device=args.device, progress=not args.quiet, stage=args.stage))
 
 
 def _cmd_train(args) -> None:
@@ -176,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     tv = sub.add_parser("train-vae", help="train the frame autoencoder on recorded shards (torchrun for DDP)")
     tv.add_argument("--config", default="configs/vae-tiny.yaml")
+    tv.add_argument("--stage", default=None, help="train this stage of the config's recipe (its `stages`) instead "
+                    "of its first run")
     tv.add_argument("--steps", type=positive_int, default=None, help="stop at this step instead of the config's")
     tv.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best present)")
     tv.set_defaults(func=_cmd_train_vae)
