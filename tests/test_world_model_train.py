@@ -240,6 +240,21 @@ def test_shipped_configs_load(name):
     assert config.stream.context_level <= config.levels.context_noise_max
 
 
+@pytest.mark.parametrize("name", ["base", "matrix-720p"])
+def test_gpu_configs_build_the_model_they_describe(name):
+    """The GPU configs, never trained here: their DiT builds (on the meta device: shapes without memory) with the
+    parameter count their header states."""
+    from matrix_sim.config import CONFIG_DIR
+    from matrix_sim.models.dit import WorldDiT
+    from matrix_sim.train.world_config import load_config
+
+    path = CONFIG_DIR / f"{name}.yaml"
+    stated = float(re.search(r"WorldDiT of ([\d.]+)M parameters", path.read_text()).group(1))
+    with torch.device("meta"):
+        model = WorldDiT(**load_config(path).model)
+    assert sum(p.numel() for p in model.parameters()) / 1e6 == pytest.approx(stated, abs=0.05)
+
+
 def test_a_config_extends_another_with_its_changes(tmp_path, data, vae):
     import yaml
 
