@@ -45,7 +45,7 @@ def _cmd_bench(args) -> None:
         from matrix_sim.eval.bench_levers import bench_levers
 
         result = bench_levers(args.config, args.checkpoint, calls=args.calls, progress=not args.quiet,
-                              compile_dit=args.compile, stream_overrides=parse_overrides(args.stream))
+                              stream_overrides=parse_overrides(args.stream))
     elif args.what == "train":
         from matrix_sim.eval.bench_train import DEFAULT_STEPS, bench_train
 
@@ -68,7 +68,7 @@ def _cmd_bench(args) -> None:
 def _cmd_train_vae(args) -> None:
     from matrix_sim.train.vae import train_vae
 
-    print(train_vae(args.config, steps=args.steps, device=args.device, progress=not args.quiet))
+    print(train_vae(args.config, steps=args.steps, device=args.device, progress=not args.quiet, stage=args.stage))
 
 
 def _cmd_train(args) -> None:
@@ -76,12 +76,6 @@ def _cmd_train(args) -> None:
 
     summary = train(args.config, steps=args.steps, device=args.device, progress=not args.quiet)
     print(summary.run_dir)
-
-
-def _cmd_interpolate(args) -> None:
-    from matrix_sim.train.interpolate import interpolate_dits
-
-    print(interpolate_dits(args.start, args.end, args.weight, args.out))
 
 
 def _cmd_encode(args) -> None:
@@ -113,10 +107,9 @@ def _cmd_eval(args) -> None:
 
 
 def _cmd_train_probe(args) -> None:
-    from matrix_sim.eval.probe import DEFAULT_LATENT_PROBE_DIR, DEFAULT_PROBE_DIR, is_latent_folder, train_probe
+    from matrix_sim.eval.probe import train_probe
 
-    out = args.out or (DEFAULT_LATENT_PROBE_DIR if is_latent_folder(args.data) else DEFAULT_PROBE_DIR)
-    _print_json(train_probe(args.data, out, steps=args.steps, batch_size=args.batch_size,
+    _print_json(train_probe(args.data, args.out, steps=args.steps, batch_size=args.batch_size,
                             time_limit_s=args.time_limit, progress=not args.quiet), one_line=False)
 
 
@@ -176,9 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("what", choices=["world", "play", "levers", "train", "soak"], help="world: source-world "
                        "recording speed; play: the whole game loop on the world model (fps, latency, stages, "
                        "utilisation, baseline); levers: the DiT's stream levers alone (context cache, block size, "
-                       "threads, int8); train: the config's training step (clips/s, utilisation; batch, autocast and "
-                       "thread levers); soak: the game loop, recording, for --minutes (fps and memory per window, "
-                       "the mp4 checked)")
+                       "levels, threads, guidance); train: the config's training step (clips/s, utilisation; batch, "
+                       "autocast and thread levers); soak: the game loop, recording, for --minutes (fps and memory per "
+                       "window, the mp4 checked)")
     bench.add_argument("--json", action="store_true", help="one line of JSON")
     bench.add_argument("--runs", type=positive_int, default=6, help="world: runs")
     bench.add_argument("--frames", type=positive_int, default=300, help="world: frames per run")
@@ -195,8 +188,6 @@ def build_parser() -> argparse.ArgumentParser:
                        "the config's shape, or the config's latent shards")
     bench.add_argument("--minutes", type=float, default=10.0, help="soak: minutes of play (fractions too)")
     bench.add_argument("--window-s", type=float, default=60.0, help="soak: seconds per reported window")
-    bench.add_argument("--compile", action="store_true", help="levers: also time the DiT under torch.compile "
-                       "(compiles first: tens of seconds, needs a C++ compiler)")
     bench.add_argument("--video", default=None, help="play, soak: keep the (main run's) mp4 here")
     bench.add_argument("--threads", type=positive_int, default=None, help="play, soak: torch threads (default: as "
                        "the game picks, every core but one on a CPU; one side run of play uses torch's own count)")
@@ -207,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     tv = sub.add_parser("train-vae", help="train the frame autoencoder on recorded shards (torchrun for DDP)")
     tv.add_argument("--config", default="configs/vae-tiny.yaml")
+    tv.add_argument("--stage", default=None, help="train this stage of the config's recipe (its `stages`) instead "
+                    "of its first run")
     tv.add_argument("--steps", type=positive_int, default=None, help="stop at this step instead of the config's")
     tv.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best present)")
     tv.set_defaults(func=_cmd_train_vae)
@@ -216,14 +209,6 @@ def build_parser() -> argparse.ArgumentParser:
     tw.add_argument("--steps", type=positive_int, default=None, help="stop at this step instead of the config's")
     tw.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best present)")
     tw.set_defaults(func=_cmd_train)
-
-    ip = sub.add_parser("interpolate", help="write the DiT (1 - w) * START + w * END (two DiT folders of one "
-                        "architecture) to OUT")
-    ip.add_argument("--start", required=True)
-    ip.add_argument("--end", required=True)
-    ip.add_argument("--weight", type=float, required=True, help="w: 0 is START, 1 is END")
-    ip.add_argument("--out", required=True)
-    ip.set_defaults(func=_cmd_interpolate)
 
     enc = sub.add_parser("encode", help="turn recorded shards into latent shards for world-model training")
     enc.add_argument("--data", required=True, help="a directory written by `record`")
@@ -259,11 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     ew.set_defaults(func=_cmd_eval)
 
     tp = sub.add_parser("train-probe", help="train the inverse-dynamics probe on recorded frame pairs (eval's "
-                        "judge), or on encoded latents (the world model's action critic in training)")
-    tp.add_argument("--data", default="data/world_a", help="recorded frames, or a latent folder (encode's output: "
-                    "trains a latent probe)")
-    tp.add_argument("--out", default=None, help="default: checkpoints/probe for frames, checkpoints/latent-probe "
-                    "for latents")
+                        "judge of action accuracy)")
+    tp.add_argument("--data", default="data/world_a", help="a directory written by `record`")
+    tp.add_argument("--out", default=str(CHECKPOINT_DIR / "probe"))
     tp.add_argument("--steps", type=positive_int, default=1500)
     tp.add_argument("--batch-size", type=positive_int, default=64)
     tp.add_argument("--time-limit", type=float, default=None, help="seconds; stops early")

@@ -70,6 +70,22 @@ def test_malformed_training_config_names_the_key(tmp_path, small_shards):
         load_vae_config(path)
 
 
+def test_the_shipped_codec_recipe_chains_its_stages():
+    """configs/vae-tiny.yaml: the shipped codec's architecture, then stages that each start from the run before."""
+    from matrix_sim.config import CONFIG_DIR, DEFAULT_VAE_DIR
+
+    path = CONFIG_DIR / "vae-tiny.yaml"
+    first, decoder, adversarial = (load_vae_config(path, stage) for stage in (None, "decoder", "adversarial"))
+    shipped = json.loads((DEFAULT_VAE_DIR / "config.json").read_text())
+    assert {key: shipped[key] for key in first.model} == first.model
+    assert decoder.init_from == f"{first.run_dir}/vae" and adversarial.init_from == f"{decoder.run_dir}/vae"
+    assert decoder.freeze_encoder and adversarial.freeze_encoder and not first.freeze_encoder
+    assert decoder.model == first.model and decoder.data == first.data and decoder.train.ema_decay == 0.999
+    assert adversarial.adversarial.weight > 0 and not decoder.adversarial.weight
+    with pytest.raises(ConfigError, match="no stage 'decodr'"):
+        load_vae_config(path, "decodr")
+
+
 def test_training_resumes_and_exports(tmp_path, small_shards):
     from matrix_sim.train.vae import train_vae
 

@@ -1,4 +1,4 @@
-"""`python -m matrix_sim bench levers`: issue 6's stream levers timed on the DiT alone, one JSON object.
+"""`python -m matrix_sim bench levers`: the stream's levers timed on the DiT alone, one JSON object.
 
 Each variant runs the Swin-DPM sampler (steady state: full context, full window) on the config's DiT shape
 (or a checkpoint's weights; timing does not depend on them) and reports the median time of a call, per
@@ -7,20 +7,15 @@ it, before decode and display). Variants: as configured; context keys/values rec
 of cached; RAIN's block size B halved and doubled (frames per level: bigger calls, fewer per frame, longer
 latency); one noise level fewer (L - 1 denoising steps a frame: a window of fewer blocks); torch on one
 thread instead of all; action guidance at w = 3 (two forwards a call: the cost a
-distilled model saves, train/guidance.py); on a CPU running float32, the DiT's linear layers in int8
-(dynamic quantisation; torch's int8 kernels take float32 inputs, so not under bfloat16 autocast); with
-`compile`, the DiT's blocks under torch.compile (its warm-up includes the compiling). Variants that change
-the model say how far their stream's output moved from the configured one's (same seed, same calls).
-Variants that run the float DiT also give the matrix MFLOPs of a call (counted, eval/flops.py): the work a
-lever adds or saves, which unlike a time does not depend on what else the machine is doing. `bench play`
-measures the whole loop; this isolates the model.
+distilled model saves, train/guidance.py). Variants that change the stream's output (guidance, levels) say how
+far it moved from the configured one's (same seed, same calls). Each variant also gives the matrix MFLOPs of a
+call (counted, eval/flops.py): the work a lever adds or saves, which unlike a time does not depend on what
+else the machine is doing. `bench play` measures the whole loop; this isolates the model.
 """
 from __future__ import annotations
 
-import copy
 import statistics
 import time
-import warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Optional
@@ -29,12 +24,11 @@ import torch
 from tqdm import tqdm
 
 from matrix_sim.actions import Action
-from matrix_sim.device import compute_dtype, describe, pick_device
+from matrix_sim.device import describe, pick_device
 from matrix_sim.client.options import DEFAULT_PROMPT
 from matrix_sim.eval.bench_play import DEFAULT_CONFIG
 from matrix_sim.eval.flops import count_flops
 from matrix_sim.eval.timed_world import load_parts
-from matrix_sim.models.dit import WorldDiT
 from matrix_sim.stream.sampler import SwinSampler
 from matrix_sim.stream.schedule import StreamConfig
 
@@ -46,20 +40,19 @@ GUIDANCE_LEVER = 3.0             # the action guidance scale timed (two forwards
 class Variant:
     stream: StreamConfig
     threads: int
-    dit: str = "float"               # "float" (as trained), "int8_dynamic" or "compiled"
 
 
 @dataclass
 class Timing:
     call_s: float                    # median steady-state call
-    warmup_s: float                  # the calls that fill the window (and compile, for a compiled DiT)
-    latents: torch.Tensor            # the last call's emitted block: what the model variants are compared on
-    flops: Optional[int] = None      # matrix FLOPs of one steady-state call, where counted
+    warmup_s: float                  # the calls that fill the window
+    latents: torch.Tensor            # the last call's emitted block: what the stream variants are compared on
+    flops: int                       # matrix FLOPs of one steady-state call
 
 
-def time_calls(sampler: SwinSampler, prompt: torch.Tensor, calls: int, count: bool = False) -> Timing:
-    """Steady-state sampler calls, timed after the window and the context have filled; with `count`, one more
-    call under the FLOP counter (untimed: the counter slows it)."""
+def time_calls(sampler: SwinSampler, prompt: torch.Tensor, calls: int) -> Timing:
+    """Steady-state sampler calls, timed after the window and the context have filled, then one more call under
+    the FLOP counter (untimed: the counter slows it)."""
     action = torch.as_tensor(Action(forward=1.0).to_array())
     start = time.perf_counter()
     for _ in range(sampler.config.filling_calls):
@@ -70,11 +63,11 @@ def time_calls(sampler: SwinSampler, prompt: torch.Tensor, calls: int, count: bo
         start = time.perf_counter()
         emitted = sampler.step(action, prompt)
         times.append(time.perf_counter() - start)
-    flops = count_flops(lambda: sampler.step(action, prompt))[0] if count else None
+    flops = count_flops(lambda: sampler.step(action, prompt))[0]
     return Timing(statistics.median(times), warmup, emitted.latents, flops)
 
 
-def variants(stream: StreamConfig, threads: int, compile_dit: bool = False, int8: bool = True) -> dict[str, Variant]:
+def variants(stream: StreamConfig, threads: int) -> dict[str, Variant]:
     flipped = "context_not_cached" if stream.cache_context else "context_cached"
     out = {"configured": Variant(stream, threads),
            flipped: Variant(replace(stream, cache_context=not stream.cache_context), threads)}
@@ -86,56 +79,33 @@ def variants(stream: StreamConfig, threads: int, compile_dit: bool = False, int8
         out["one_thread"] = Variant(stream, 1)
     if not stream.guided:
         out[f"action_guidance_{GUIDANCE_LEVER:g}"] = Variant(replace(stream, action_guidance=GUIDANCE_LEVER), threads)
-    if int8:
-        out["int8_dynamic"] = Variant(stream, threads, "int8_dynamic")
-    if compile_dit:
-        out["compiled"] = Variant(stream, threads, "compiled")
     return out
-
-
-def variant_dit(dit: WorldDiT, kind: str) -> WorldDiT:
-    """A copy of the DiT as the variant runs it; the configured one is used as it is."""
-    if kind == "float":
-        return dit
-    other = copy.deepcopy(dit)
-    if kind == "int8_dynamic":
-        with warnings.catch_warnings():      # torch deprecates its quantized tensors for torchao; measured here only
-            warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*", category=UserWarning)
-            return torch.ao.quantization.quantize_dynamic(other, {torch.nn.Linear}, dtype=torch.qint8)
-    for block in other.blocks:                       # the blocks: the cache bookkeeping outside stays eager
-        block.compile(dynamic=False)
-    return other
 
 
 def bench_levers(config: str | Path = DEFAULT_CONFIG, checkpoint: Optional[str | Path] = None,
                  calls: int = DEFAULT_CALLS, device: Optional[str] = None, progress: bool = True,
-                 compile_dit: bool = False, stream_overrides: Optional[dict] = None) -> dict:
+                 stream_overrides: Optional[dict] = None) -> dict:
     torch_device = pick_device(device)
     parts = load_parts(config, checkpoint, stream_overrides=stream_overrides)
     dit = parts.dit.to(torch_device).eval()
     prompt = parts.prompts.embed(DEFAULT_PROMPT).to(torch_device)
     threads = torch.get_num_threads()
-    int8 = torch_device.type == "cpu" and compute_dtype(torch_device) == torch.float32
     results, reference, configured = {}, None, parts.info.stream
     try:
-        for name, v in tqdm(variants(configured, threads, compile_dit, int8).items(), desc="levers",
-                            disable=not progress):
+        for name, v in tqdm(variants(configured, threads).items(), desc="levers", disable=not progress):
             torch.set_num_threads(v.threads)
-            sampler = SwinSampler(variant_dit(dit, v.dit), v.stream, parts.info.latent_shape, torch_device)
+            sampler = SwinSampler(dit, v.stream, parts.info.latent_shape, torch_device)
             with torch.inference_mode():
-                timing = time_calls(sampler, prompt, calls, count=v.dit == "float")
+                timing = time_calls(sampler, prompt, calls)
             reference = timing.latents if name == "configured" else reference
             results[name] = {"call_ms": round(1000 * timing.call_s, 2),
                              "ms_per_frame": round(1000 * timing.call_s / v.stream.block_frames, 2),
                              "window_latency_ms": round(1000 * timing.call_s * v.stream.levels, 1),
                              "warmup_s": round(timing.warmup_s, 2),
                              "block_frames": v.stream.block_frames, "cache_context": v.stream.cache_context,
-                             "threads": v.threads, "dit": v.dit, "action_guidance": v.stream.action_guidance,
-                             "levels": v.stream.levels}
-            if timing.flops is not None:     # the quantised and compiled DiTs run ops the counter cannot see
-                results[name]["mflops_per_call"] = round(timing.flops / 1e6, 3)
-            if v.dit != "float" or (v.stream.guided, v.stream.levels) != (configured.guided, configured.levels):
-                # another model's output, or another stream's
+                             "threads": v.threads, "action_guidance": v.stream.action_guidance,
+                             "levels": v.stream.levels, "mflops_per_call": round(timing.flops / 1e6, 3)}
+            if (v.stream.guided, v.stream.levels) != (configured.guided, configured.levels):   # another stream
                 results[name]["output_rel_change"] = round(relative_change(timing.latents, reference), 5)
     finally:
         torch.set_num_threads(threads)
@@ -144,5 +114,5 @@ def bench_levers(config: str | Path = DEFAULT_CONFIG, checkpoint: Optional[str |
 
 
 def relative_change(latents: torch.Tensor, reference: torch.Tensor) -> float:
-    """RMS of the difference over RMS of the reference: how far a model variant moved the stream's output."""
+    """RMS of the difference over RMS of the reference: how far a variant moved the stream's output."""
     return float((latents - reference).pow(2).mean().sqrt() / reference.pow(2).mean().sqrt().clamp_min(1e-12))

@@ -348,8 +348,8 @@ def bench_play(seconds: float = DEFAULT_SECONDS, config: str | Path = DEFAULT_CO
             runs["swin"]["video"] = None
     finally:
         torch.set_num_threads(old_threads)
-    # again after the runs, on all cores: the best of the two is the machine's peak, so a host slowed for the first
-    # measurement cannot inflate utilisation (session 17: 208 GFLOP/s at one start, 347-382 at others)
+    # again after the runs, on all cores: the best of the two is the machine's peak, so a machine slowed for the
+    # first measurement cannot inflate utilisation
     peaks.append(matmul_peak(torch_device, dtype))
     return {**_result(parts, runs, flops, max(peaks), dtype, video_frames, (used_threads, old_threads)),
             "peak_gflops_per_s_measured": [round(p, 1) for p in peaks], "seconds": seconds,
@@ -402,7 +402,7 @@ def _result(parts: Parts, runs: dict, flops: dict, peak: float, dtype, video_fra
         "dit_utilisation": round(dit_gflops / peak, 4) if dit_gflops else None,
         "flicker": main["flicker"],
         "targets_met": {"fps >= 16": main["fps"] >= 16, "latency_ms <= 300": (main["latency_ms"] or 1e9) <= 300,
-                        "utilisation >= 0.4": summary["utilisation"] >= 0.4},       # issue 6, tiny-cpu
+                        "utilisation >= 0.4": summary["utilisation"] >= 0.4},       # the tiny-cpu targets
         "retarget_actions": {
             "configured": stream.retarget_actions,
             "off": {k: by_retarget[False][k] for k in ("latency_ms", "latency_ms_p90", "fps", "flicker")},

@@ -4,7 +4,7 @@ horizon_eval's action_accuracy conditions every frame on exactly the action that
 counterpart (the sampler driven directly). A player goes through the World protocol instead: an action
 enters the Swin-DPM window with a fresh noise block and its frame comes out L calls later. With
 `retarget_actions` the frames still in the window take the newest action, so a frame reaches the screen
-sooner after a key change (issue 6's latency lever), but its early, high-noise steps followed older
+sooner after a key change (a latency lever), but its early, high-noise steps followed older
 actions. Whether its motion follows the action it reports (Frame.action) is what this measures, with the
 lever off and on, on the same held-out clips and actions; the probe on the true frames is the ceiling.
 """

@@ -6,10 +6,6 @@ left turn is a right turn), keeps an EMA of the weights (matrix_sim.train.ema) a
 with its config. It reports accuracy on episodes it never trained on (every `val_every`-th episode) and on
 held-out source-world clips (new seeds, every biome, mode and time: matrix_sim.eval.heldout), the figure
 `eval` calls `action_accuracy_real`.
-
-Given a latent shard folder (`encode`'s output) instead, it trains the same network on consecutive latents:
-the world model's action critic in training (train/action_loss.py). Latents are not flipped (the mirror of a
-picture does not encode to the mirrored latent) and have no held-out clips (those are rendered pictures).
 """
 from __future__ import annotations
 
@@ -32,14 +28,10 @@ from matrix_sim.data.shards import read_episode, read_manifest
 from matrix_sim.models.checkpoint import load_model, save_model
 from matrix_sim.models.probe import HEADS, InverseDynamicsProbe, agreement
 from matrix_sim.train.ema import EMA
-from matrix_sim.train.latents import FORMAT as LATENT_FORMAT
-from matrix_sim.train.latents import MANIFEST as LATENT_MANIFEST
-from matrix_sim.train.latents import LatentShards
 from matrix_sim.train.optim import optimizer_step
 
 log = logging.getLogger(__name__)
 DEFAULT_PROBE_DIR = CHECKPOINT_DIR / "probe"
-DEFAULT_LATENT_PROBE_DIR = CHECKPOINT_DIR / "latent-probe"
 EVAL_FILE = "probe_eval.json"
 
 
@@ -51,9 +43,8 @@ def load_probe(path: str | Path = DEFAULT_PROBE_DIR, device: torch.device | str 
 
 @dataclass
 class PairSet:
-    """Frames at the probe's input size, (N, h, w, 3) uint8 pictures or (N, C, h, w) float16 model-space
-    latents, and the pairs among them: frames[prev[i]] and frames[prev[i] + 1], with the classes of the action
-    taken between them."""
+    """Frames at the probe's input size, (N, h, w, 3) uint8, and the pairs among them: frames[prev[i]] and
+    frames[prev[i] + 1], with the classes of the action taken between them."""
 
     frames: torch.Tensor
     prev: torch.Tensor                  # (P,) int64
@@ -92,15 +83,6 @@ def load_pairs(probe: InverseDynamicsProbe, data: str | Path, val_every: int = 1
     return _pair_sets(probe, episodes, val_every)
 
 
-def load_latent_pairs(probe: InverseDynamicsProbe, data: str | Path, val_every: int = 16,
-                      max_episodes: Optional[int] = None, progress: bool = True) -> tuple[PairSet, PairSet]:
-    """load_pairs for a latent shard folder: consecutive latents in model space, as the world model sees them."""
-    shards = LatentShards(data, clip_frames=1, progress=progress)
-    episodes = [(torch.from_numpy((e.latents.astype(np.float32) - shards.shift) * shards.scale).half(), e.actions)
-                for e in shards.episodes[:max_episodes]]
-    return _pair_sets(probe, episodes, val_every)
-
-
 def _pair_sets(probe: InverseDynamicsProbe, episodes: list, val_every: int) -> tuple[PairSet, PairSet]:
     """(frames, actions) per episode -> (train, validation) pair sets; every `val_every`-th episode validates."""
     chunks, prev, labels, is_val = [], [], {h: [] for h in HEADS}, []
@@ -119,24 +101,9 @@ def _pair_sets(probe: InverseDynamicsProbe, episodes: list, val_every: int) -> t
     return everything.take(~val), everything.take(val)
 
 
-def is_latent_folder(data: str | Path) -> bool:
-    """Whether `data` holds encoded latents (`encode`'s output) rather than recorded frames."""
-    path = Path(data) / LATENT_MANIFEST
-    return path.is_file() and json.loads(path.read_text()).get("format") == LATENT_FORMAT
-
-
-def latent_probe_model(data: str | Path) -> dict:
-    """The probe's shape for the latents in `data`: their channels and grid, one strided convolution fewer
-    (18x32 -> 9x16 -> 5x8 -> 3x4)."""
-    channels, height, width = json.loads((Path(data) / LATENT_MANIFEST).read_text())["latent_shape"]
-    return {"in_channels": channels, "input_height": height, "input_width": width, "channels": (48, 64, 96)}
-
-
 def _prepared(frames: torch.Tensor) -> torch.Tensor:
-    """Stored frames -> the probe's input: uint8 pictures to (n, 3, h, w) in [-1, 1], latents to float32."""
-    if frames.dtype == torch.uint8:
-        return frames.permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
-    return frames.float()
+    """Stored frames (n, h, w, 3) uint8 -> the probe's input (n, 3, h, w) in [-1, 1]."""
+    return frames.permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 
 def batch_inputs(pairs: PairSet, idx: torch.Tensor, flip: Optional[torch.Tensor] = None):
@@ -199,20 +166,13 @@ def train_probe(data: str | Path = "data/world_a", out: str | Path = DEFAULT_PRO
                 progress: bool = True) -> dict:
     """Train the probe on the shards in `data`, save its EMA weights to `out`, return (and save beside them,
     as probe_eval.json) its accuracies: validation episodes and held-out clips (heldout_frames=0 skips those).
-    A latent shard folder trains a latent probe (the shape from latent_probe_model unless `model` says
-    otherwise), without flips or held-out clips.
 
     time_limit_s: a budget for the training loop; after 20 steps the step count is cut to what fits in it, and
     the learning-rate schedule (warmup, cosine decay) follows the cut count."""
     torch.manual_seed(seed)
-    latent = is_latent_folder(data)
-    probe = InverseDynamicsProbe(**{**(latent_probe_model(data) if latent else {}), **(model or {})})
+    probe = InverseDynamicsProbe(**(model or {}))
     started = time.perf_counter()
-    if latent:
-        train, val = load_latent_pairs(probe, data, val_every, max_episodes, progress)
-        heldout_frames = 0
-    else:
-        train, val = load_pairs(probe, data, val_every, max_episodes, progress)
+    train, val = load_pairs(probe, data, val_every, max_episodes, progress)
     if len(train) == 0:
         raise ValueError(f"{data}: no training pairs (every episode went to validation; raise val_every)")
     load_s = time.perf_counter() - started
@@ -233,7 +193,7 @@ def train_probe(data: str | Path = "data/world_a", out: str | Path = DEFAULT_PRO
     train_started = time.perf_counter()
     for step in bar:
         idx = torch.randint(0, len(train), (batch_size,), generator=g)
-        flip = torch.rand(batch_size, generator=g) < (0.0 if latent else 0.5)
+        flip = torch.rand(batch_size, generator=g) < 0.5
         prev, nxt, labels = batch_inputs(train, idx, flip)
         logits = probe(prev, nxt)
         loss = sum(F.cross_entropy(logits[h], labels[h]) for h in HEADS)

@@ -1,4 +1,4 @@
-"""`python -m matrix_sim eval --json`: the world model measured against the source world (issue 4).
+"""`python -m matrix_sim eval --json`: the world model measured against the source world.
 
 - psnr_by_horizon / copy_last_psnr_by_horizon: held-out clips (matrix_sim.eval.heldout: unseen seeds, every
   biome, mode and time); the model is primed with `context` real frames and continues under the clip's true
@@ -6,9 +6,8 @@
   generated frame h vs true frame h, and of the last context frame vs true frame h (copy-last baseline), for
   each horizon h, pooled over the runs: the PSNR of their mean squared error. A mean of per-run dB is not
   used for these: where the player stands still the true frame h is the last context frame to the pixel, so
-  copy-last's PSNR there is infinite and such a mean is whatever the floor of the MSE makes it (session 17,
-  the shipped weights: 5 such runs of 72, at 148 dB each, lifted copy-last's mean at h = 1 from 23.7 to 32.35
-  dB). per_run_psnr_by_horizon keeps the mean (as sessions 1-16 reported it) and the median of the runs' dB,
+  copy-last's PSNR there is infinite and such a mean is whatever the floor of the MSE makes it.
+  per_run_psnr_by_horizon keeps the mean and the median of the runs' dB,
   beside the share of runs the generated frame beats copy-last in and the number of runs where copy-last is
   exact. Generated frames come out of the autoencoder, so two more figures say what that costs:
   codec_ceiling_psnr_by_horizon (true frame h encoded and decoded: the best any model on these latents can
@@ -19,7 +18,7 @@
   places (its ceiling). Mean over the probe's heads (turn class, forward class); per head in
   action_accuracy_by_head, with the always-the-most-common-class rate as chance.
 - action_accuracy_played: the probe on frames played through WorldModel.step with retarget_actions off
-  and on (matrix_sim.eval.played_actions: issue 6's latency lever must not cost action accuracy).
+  and on (matrix_sim.eval.played_actions: the latency lever must not cost action accuracy).
 - drift (matrix_sim.eval.drift), still_scene (matrix_sim.eval.still_scene: a stopped player) and
   prompt_switch_s (matrix_sim.eval.prompt_switch): see those modules; the output carries a one-line `what`
   for each.
@@ -127,9 +126,9 @@ def _per_run(errors: dict) -> dict:
 
 
 def targets(result: dict) -> dict:
-    """Issue 4's benchmark targets, checked: beats copy-last at every horizon (pooled PSNR; the per-run mean and
+    """The benchmark targets, checked: beats copy-last at every horizon (pooled PSNR; the per-run mean and
     median beside it), action accuracy >= 90 % of the probe's ceiling, drift inside the real footage's spread;
-    and what retarget_actions (issue 6) does to the action accuracy of played frames."""
+    and what retarget_actions does to the action accuracy of played frames."""
     gen, copy = result["psnr_by_horizon"], result["copy_last_psnr_by_horizon"]
     real = result["action_accuracy_real"]
     ratio = round(result["action_accuracy"] / real, 4) if real > 0 else None
@@ -154,7 +153,7 @@ def eval_world_model(checkpoint: str | Path, probe: str | Path = DEFAULT_PROBE_D
                      device: Optional[str] = None, progress: bool = True, sheet: Optional[str | Path] = None,
                      stream_overrides: Optional[dict] = None, drift_sheet: Optional[str | Path] = None,
                      still_frames: int = 320, still_sheet: Optional[str | Path] = None) -> dict:
-    """Every figure of issue 4 for the world-model bundle at `checkpoint`, as one JSON-ready dict.
+    """Every figure above for the world-model bundle at `checkpoint`, as one JSON-ready dict.
 
     scenes: held-out scenes for the horizon figures (default: all 36 of matrix_sim.eval.heldout);
     drift_frames: length of the drift run (0 skips it); switches: (old, new) preset prompts (empty skips);

@@ -1,7 +1,7 @@
 """FrameAutoencoder: a TAESD-style codec (diffusers' AutoencoderTinyBlock) slimmed for real-time decoding.
 
 diffusers' AutoencoderTiny keeps one channel count at every level, so its full-resolution convolutions
-cost most of the decode (12 ms at 32 channels here). This codec narrows the channels as resolution
+cost most of the decode. This codec narrows the channels as resolution
 grows and leaves the last 2x to a pixel shuffle, so no convolution runs at full resolution. The latent
 is clamped like AutoencoderTiny's (tanh(x / 3) * 3) and scaled by `scaling_factor` for the world model.
 """

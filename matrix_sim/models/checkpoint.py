@@ -1,4 +1,4 @@
-"""Loading diffusers-style model folders with errors a person can act on (DESIGN.md: configs travel with weights).
+"""Loading diffusers-style model folders (each config travels with its weights) with errors a person can act on.
 
 A missing folder or file names the path; a checkpoint whose config differs from the expected one lists the
 keys that differ, instead of a shape-mismatch trace from deep inside torch.

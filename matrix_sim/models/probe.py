@@ -1,6 +1,6 @@
 """InverseDynamicsProbe: which action moved the camera between two consecutive frames.
 
-It measures whether generated video follows the actions it was conditioned on (issue 4): trained on the
+It measures whether generated video follows the actions it was conditioned on: trained on the
 source world's frame pairs, it predicts the action from (frame t, frame t + 1) alone; run on generated
 frames, its agreement with the conditioning actions is `action_accuracy`.
 
@@ -14,11 +14,6 @@ compared with.
 
 It is cheap by design: frames are area-downsampled inside (256x144 -> 128x72 by default), and the network
 sees (frame t, frame t + 1, their difference) through four strided convolutions and a small MLP.
-
-The same network reads latents too (in_channels = the codec's, input size = the latent grid): such a probe,
-trained on the encoded footage, is the world model's action critic in training (train/action_loss.py). It is a
-different network from the pixel probe eval scores with, trained separately, so eval's figure stays an
-independent judge of the frames, not the loss the model was trained on.
 """
 from __future__ import annotations
 
@@ -44,9 +39,9 @@ class InverseDynamicsProbe(ModelMixin, ConfigMixin):
     @register_to_config
     def __init__(self, input_width: int = 128, input_height: int = 72, channels: tuple = (24, 48, 64, 96),
                  pooled: tuple = (3, 4), hidden: int = 128, turn_threshold: float = 0.2,
-                 forward_threshold: float = 0.2, in_channels: int = 3):
+                 forward_threshold: float = 0.2):
         super().__init__()
-        widths = [3 * in_channels, *channels]          # frame t, frame t + 1, their difference
+        widths = [9, *channels]                         # frame t, frame t + 1, their difference: 3 channels each
         self.features = nn.Sequential(*[_conv(a, b, 5 if i == 0 else 3) for i, (a, b) in
                                         enumerate(zip(widths[:-1], widths[1:]))])
         self.pool = nn.AdaptiveAvgPool2d(tuple(pooled))     # keeps where motion is (left/right, top/bottom)
@@ -71,7 +66,7 @@ class InverseDynamicsProbe(ModelMixin, ConfigMixin):
         return x.div(127.5).sub(1.0)
 
     def forward(self, prev: torch.Tensor, nxt: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Prepared frames (N, in_channels, h, w) -> {"turn": (N, 3) logits, "forward": (N, 3) logits}."""
+        """Prepared frames (N, 3, h, w) -> {"turn": (N, 3) logits, "forward": (N, 3) logits}."""
         hidden = self.mlp(self.pool(self.features(torch.cat([prev, nxt, nxt - prev], dim=1))))
         logits = self.heads(hidden).unflatten(1, (len(HEADS), 3))
         return {name: logits[:, i] for i, name in enumerate(HEADS)}

@@ -1,8 +1,8 @@
 """An adversarial term: a patch discriminator judges real samples against a generator's (the decoder's crops,
 the world model's frame estimates).
 
-MSE, L1 and the image-gradient term all reward the mean of what a latent could show, which is a blur: the
-session-12 codec kept 56 % of the footage's edges (eval-vae's edge density). A discriminator instead rewards a decoder
+MSE, L1 and the image-gradient term all reward the mean of what a latent could show, which is a blur: a codec
+trained on them alone keeps about half of the footage's edges (eval-vae's edge density). A discriminator instead rewards a decoder
 for edges that look like the footage's, as TAESD's decoder is trained. The world model's flow loss has the same
 bias: its one-shot estimate of a frame is the mean of what the frame could be, so it judges those estimates on
 latents (`EstimateAdversarial`). Hinge loss for the discriminator; the generator's term is weighted adaptively,
@@ -111,8 +111,8 @@ class Adversary:
         return base + weight * fooled, {"adversarial": fooled.item(), "adversarial_weight": weight}
 
     def set_rate_factor(self, factor: float) -> None:
-        """The discriminator's rate as a share of `settings.lr`: it cools down with the model it judges (session
-        16: a discriminator at full rate through the DiT's cooldown drove the adaptive weight from ~1 to 0.02)."""
+        """The discriminator's rate as a share of `settings.lr`: it cools down with the model it judges (one at full
+        rate through the model's cooldown overpowers it and drives the adaptive weight towards zero)."""
         for group in self.opt.param_groups:
             group["lr"] = self.settings.lr * factor
 

@@ -2,8 +2,7 @@
 
 In the stream every context frame is one the model made, and L Euler steps leave it softer than footage. A
 model trained only on true (lightly noised) context copies that softness into the next frames, which come out
-softer still: in session 5's look at a long run of the shipped tiny model the road, the trees and even the
-car dissolved within a few hundred frames. Here, in a share of the stream-shaped clips, the context frames are
+softer still, until over a few hundred frames the road, the trees and even the car dissolve. Here, in a share of the stream-shaped clips, the context frames are
 replaced by the model's own one-shot estimate x0_hat = x_s - s * v(x_s) of them, from the true frame noised
 to a level s drawn per frame (the stream's last Euler step is such an estimate, from s = 1 / L), while the
 window keeps its true frames as targets: the model learns to make sharp frames after soft ones instead of

@@ -91,7 +91,7 @@ def load_same_architecture(path: str | Path, model_cls, architecture: dict, what
 
 
 def start_from(path: str | Path, model_cls, architecture: dict, model, ema, what: str) -> None:
-    """A fresh run continues shipped weights (a new session: the old run dir may be gone); both the weights
+    """A fresh run continues shipped weights (the run folder that made them may be gone); both the weights
     and their EMA start there. Refused, naming the keys, when the shipped model has another shape."""
     shipped = load_same_architecture(path, model_cls, architecture, what, "init_from")
     model.load_state_dict(shipped.state_dict())

@@ -5,6 +5,10 @@ recorded frames, and optionally a discriminator's judgement (matrix_sim.train.ad
 what ships. Resumes from RUN_DIR/latest.pt; under torchrun every rank draws its own crops and DDP averages the
 gradients. With `freeze_encoder` only the decoder learns: the latents, their normalisation and so every world
 model trained on them stay valid while the decoder improves.
+
+A config may hold a recipe of several runs: `stages` names runs that each change the top-level settings (their
+mappings merge key by key into those), typically one starting `init_from` the run before; `--stage NAME` trains
+that one, no stage the top-level run.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -57,11 +62,16 @@ class VaeConfig:
     adversarial: AdversarialSettings = field(default_factory=AdversarialSettings)
 
 
-def load_vae_config(path: str | Path) -> VaeConfig:
+def load_vae_config(path: str | Path, stage: Optional[str] = None) -> VaeConfig:
     raw = load_yaml(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping")
     raw = dict(raw)
+    stages = raw.pop("stages", None) or {}
+    if stage is not None:
+        if stage not in stages:
+            raise ConfigError(f"{path}: no stage {stage!r}; stages: {sorted(stages) or 'none'}")
+        raw = _merged(raw, stages[stage])
     raw["data"] = from_dict(VaeData, raw.get("data"), f"{path}: data")
     raw["train"] = from_dict(OptimSettings, raw.get("train", {}), f"{path}: train")
     raw["loss"] = from_dict(LossWeights, raw.get("loss", {}), f"{path}: loss")
@@ -74,6 +84,14 @@ def load_vae_config(path: str | Path) -> VaeConfig:
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: model: {exc}") from None
     return config
+
+
+def _merged(base: dict, changes: dict) -> dict:
+    """`base` with `changes` merged in, mapping by mapping."""
+    out = dict(base)
+    for key, value in changes.items():
+        out[key] = _merged(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return out
 
 
 def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -97,8 +115,9 @@ def learning_rate(step: int, o: OptimSettings) -> float:
     return o.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
-def train_vae(config_path: str | Path, steps: int | None = None, device: str | None = None, progress: bool = True) -> Path:
-    cfg = load_vae_config(config_path)
+def train_vae(config_path: str | Path, steps: int | None = None, device: str | None = None, progress: bool = True,
+              stage: Optional[str] = None) -> Path:
+    cfg = load_vae_config(config_path, stage)
     d = init_distributed(pick_device(device))
     run_dir = Path(cfg.run_dir)
     if d.is_main:
