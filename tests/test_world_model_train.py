@@ -235,7 +235,7 @@ def test_ddp_with_two_cpu_processes(tmp_path, data, vae, adversarial):
     assert (tmp_path / "run" / "discriminator.pt").is_file() == (adversarial is not None)
 
 
-@pytest.mark.parametrize("name", ["tiny-cpu", "tiny-cpu-adversarial", "base", "matrix-720p"])
+@pytest.mark.parametrize("name", ["tiny-cpu", "base", "matrix-720p"])
 def test_shipped_configs_load(name):
     from matrix_sim.config import CONFIG_DIR
     from matrix_sim.train.world_config import load_config
