@@ -102,7 +102,8 @@ def _cmd_eval(args) -> None:
                               drift_prompt=args.drift_prompt, starts_per_scene=args.starts_per_scene,
                               seed=args.seed, device=args.device, progress=not args.quiet, sheet=args.sheet,
                               stream_overrides=parse_overrides(args.stream), drift_sheet=args.drift_sheet,
-                              still_frames=args.still_frames, still_sheet=args.still_sheet)
+                              still_frames=args.still_frames, still_sheet=args.still_sheet,
+                              played_seconds=args.played_seconds)
     _print_json(result, args.json)
 
 
@@ -239,6 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "goes on after the stop (0 skips it)")
     ew.add_argument("--still-sheet", default=None, help="also write the still-scene run's frames, a row per scene "
                     "and held action (PNG), here")
+    ew.add_argument("--played-seconds", type=float, default=24.0, help="length of each run of both worlds "
+                    "played from a scene's prompt by the same scripted keys (played_from_prompt; 0 skips it)")
     ew.add_argument("--device", default=None)
     _stream_option(ew)
     ew.set_defaults(func=_cmd_eval)

@@ -221,7 +221,8 @@ def test_eval_returns_every_figure(bundle, trained_probe, tmp_path):
                               drift_window_s=1.0, switches=[("drive desert by day", "walk forest at night")],
                               switch_frames=12, switch_persist=2, device="cpu", progress=False,
                               sheet=tmp_path / "rollouts.png", drift_sheet=tmp_path / "drift.png",
-                              still_frames=10, still_sheet=tmp_path / "still.png")
+                              still_frames=10, still_sheet=tmp_path / "still.png", played_seconds=1.0,
+                              played_prompts=["drive desert by day"])
     json.dumps(result)                                           # one JSON object
     sheet = Image.open(result["sheet"])                          # a row per clip: context frame + true|generated x 4
     assert sheet.size == (9 * 256, 2 * (144 + LABEL_HEIGHT))
@@ -282,12 +283,17 @@ def test_eval_returns_every_figure(bundle, trained_probe, tmp_path):
     assert set(result["action_accuracy_played"]) == {"off", "on"}
     assert all(0.0 <= v <= 1.0 for v in result["action_accuracy_played"].values())
     assert set(result["targets"]) >= {"beats_copy_last_every_horizon", "action_accuracy_ratio"}
+    diagnosis = result["diagnosis"]
+    assert diagnosis["what"] and diagnosis["runs"] == 4 and 0 < diagnosis["posterior_mean_psnr_h1"] < 100
+    assert diagnosis["copy_last_psnr_by_horizon_h1"] == result["copy_last_psnr_by_horizon"]["1"]
+    played = result["played_from_prompt"]
+    assert played["what"] and played["frames"] == 16 and played["prompts"] == ["drive desert by day"]
 
 
 def test_eval_can_stream_with_action_guidance(trained_probe, tmp_path):
     lively = make_bundle(tmp_path / "bundle", stream=TINY_STREAM, lively=True)
     common = dict(probe=trained_probe[0], scenes=SCENES[:1], context=4, starts_per_scene=1, drift_frames=0,
-                  switches=[], device="cpu", progress=False)
+                  switches=[], device="cpu", progress=False, played_seconds=0)
     plain = eval_world_model(lively, **common)
     guided = eval_world_model(lively, stream_overrides={"action_guidance": 3.0}, **common)
     assert plain["stream"]["action_guidance"] == 1.0 and guided["stream"]["action_guidance"] == 3.0

@@ -35,10 +35,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from matrix_sim.eval.diagnosis import diagnosis_eval
 from matrix_sim.eval.drift import drift_eval
 from matrix_sim.eval.heldout import HeldoutClip, heldout_clips, heldout_scenes
 from matrix_sim.eval.metrics import mse, pooled_psnr, psnr_of_mse
 from matrix_sim.eval.played_actions import played_accuracy
+from matrix_sim.eval.played_from_prompt import DEFAULT_SECONDS, PLAYED_PROMPTS, played_from_prompt
 from matrix_sim.eval.probe import DEFAULT_PROBE_DIR, load_probe, majority_rate
 from matrix_sim.eval.prompt_switch import DEFAULT_SWITCHES, prompt_switch_eval
 from matrix_sim.eval.rollout import Rollout, continue_frames
@@ -152,7 +154,8 @@ def eval_world_model(checkpoint: str | Path, probe: str | Path = DEFAULT_PROBE_D
                      switches=DEFAULT_SWITCHES, switch_frames: int = 64, switch_persist: int = 4, seed: int = 0,
                      device: Optional[str] = None, progress: bool = True, sheet: Optional[str | Path] = None,
                      stream_overrides: Optional[dict] = None, drift_sheet: Optional[str | Path] = None,
-                     still_frames: int = 320, still_sheet: Optional[str | Path] = None) -> dict:
+                     still_frames: int = 320, still_sheet: Optional[str | Path] = None,
+                     played_seconds: float = DEFAULT_SECONDS, played_prompts: Sequence[str] = PLAYED_PROMPTS) -> dict:
     """Every figure above for the world-model bundle at `checkpoint`, as one JSON-ready dict.
 
     scenes: held-out scenes for the horizon figures (default: all 36 of matrix_sim.eval.heldout);
@@ -160,6 +163,7 @@ def eval_world_model(checkpoint: str | Path, probe: str | Path = DEFAULT_PROBE_D
     sheet: also write true | generated frames at each horizon for a few of the clips (a PNG) here;
     drift_sheet: also write the drift run's middle frame of each window, real above generated (a PNG), here;
     still_frames: frames the still-scene run goes on after the stop (0 skips it); still_sheet: its PNG here;
+    played_seconds: length of each played_from_prompt run (0 skips it), played_prompts: its scenes;
     stream_overrides: StreamConfig fields to run the stream with instead of the checkpoint's (e.g. levels,
     action_guidance); the result's `stream` is the configuration that was scored."""
     from matrix_sim.stream import WorldModel
@@ -180,6 +184,9 @@ def eval_world_model(checkpoint: str | Path, probe: str | Path = DEFAULT_PROBE_D
                                      sheet_rows=SHEET_ROWS if sheet else 0)
     result.update(figures)
     timings["horizons"] = time.perf_counter() - t
+    t = time.perf_counter()
+    result["diagnosis"] = diagnosis_eval(world, clips, context, horizons, starts_per_scene, seed, figures)
+    timings["diagnosis"] = time.perf_counter() - t
     t = time.perf_counter()
     result["action_accuracy_played"] = played_accuracy(world, probe_model, clips, context, max(horizons), seed)
     timings["played"] = time.perf_counter() - t
@@ -209,6 +216,12 @@ def eval_world_model(checkpoint: str | Path, probe: str | Path = DEFAULT_PROBE_D
         timings["prompt_switch"] = time.perf_counter() - t
     else:
         result["prompt_switch_s"] = None
+    if played_seconds > 0:
+        t = time.perf_counter()
+        result["played_from_prompt"] = played_from_prompt(world, played_prompts, played_seconds, seed)
+        timings["played_from_prompt"] = time.perf_counter() - t
+    else:
+        result["played_from_prompt"] = None
     result["targets"] = targets(result)
     timings["total"] = time.perf_counter() - started
     result["eval_s"] = {k: round(v, 1) for k, v in timings.items()}
