@@ -16,7 +16,7 @@ from matrix_sim.stream.sampler import Emitted
 from matrix_sim.world.engine import SourceWorld
 from matrix_sim.world.scenes import parse_prompt
 
-from wm_helpers import TINY_MODEL, TINY_STREAM, make_bundle, one_thread  # noqa: F401 (autouse fixture)
+from wm_helpers import TINY_STREAM, make_bundle, one_thread  # noqa: F401 (autouse fixture)
 
 # a script short enough for tests: every segment 4 frames at 16 fps, windows of 8 frames
 SHORT = {mode: (("straight", 0.25, Action(forward=1.0)), ("left", 0.25, Action(forward=1.0, turn=-1.0)),
@@ -79,15 +79,14 @@ def test_script_actions_follow_the_segments_then_hold_the_last():
 
 
 @pytest.fixture(scope="module")
-def stacking_bundle(tmp_path_factory):
-    """A lively frame-stacking DiT, context cached: the estimate goes through the cache and the anchor."""
-    return make_bundle(tmp_path_factory.mktemp("stacking"), model={**TINY_MODEL, "frame_stack": True},
-                       stream={**TINY_STREAM, "block_frames": 2}, lively=True)
+def lively_bundle(tmp_path_factory):
+    """A lively DiT, context cached: the estimate goes through the cache."""
+    return make_bundle(tmp_path_factory.mktemp("lively"), stream={**TINY_STREAM, "block_frames": 2}, lively=True)
 
 
-def test_one_shot_estimate_is_x1_minus_v_of_one_forward_over_the_context(stacking_bundle, monkeypatch):
+def test_one_shot_estimate_is_x1_minus_v_of_one_forward_over_the_context(lively_bundle, monkeypatch):
     monkeypatch.setenv("MATRIX_SIM_DTYPE", "float32")             # the stream's forward as the hand's: no autocast
-    world = WorldModel.from_pretrained(stacking_bundle, device="cpu")
+    world = WorldModel.from_pretrained(lively_bundle, device="cpu")
     rng = np.random.default_rng(0)
     images = rng.integers(0, 255, (6, 144, 256, 3), dtype=np.uint8)
     actions = rng.uniform(-1, 1, (6, 5)).astype(np.float32)
@@ -97,16 +96,15 @@ def test_one_shot_estimate_is_x1_minus_v_of_one_forward_over_the_context(stackin
     # uncached forward over both, x0 = x_1 - 1 * v
     world.load_context(images[:context], actions[:context], prompt, seed=7)
     sampler = world.sampler
-    ctx, anchor = sampler.context, sampler.anchor
+    ctx = sampler.context
     k = len(ctx)                                                  # the newest context_frames (2) of the 3
-    assert k == TINY_STREAM["context_frames"] and torch.equal(anchor, ctx.latents[-1])
+    assert k == TINY_STREAM["context_frames"]
     noise = torch.randn((2, *sampler.latent_shape), generator=sampler.generator)
     embedding = world.prompts.embed(prompt).float()
     with torch.no_grad():
         v = world.dit(torch.cat([ctx.latents, noise])[None], torch.cat([ctx.levels, torch.ones(2)])[None],
                       torch.cat([ctx.actions, torch.from_numpy(actions[context - 1:context + 1])])[None],
-                      torch.cat([ctx.prompts, embedding.expand(2, -1)])[None],
-                      anchor=anchor[None], anchor_from=k)[0, k:]
+                      torch.cat([ctx.prompts, embedding.expand(2, -1)])[None])[0, k:]
     by_hand = noise - v
     assert v.abs().mean() > 0.05                         # a model whose output matters
 

@@ -24,7 +24,7 @@ CONFIG = StreamConfig(**{**TINY_STREAM, "block_frames": 2, "cache_context": True
 
 @pytest.fixture(scope="module")
 def model():
-    return lively_dit({**TINY_MODEL, "frame_stack": True}).eval()
+    return lively_dit(TINY_MODEL).eval()
 
 
 def drive(sampler, calls: int = 9) -> list[np.ndarray]:

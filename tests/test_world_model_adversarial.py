@@ -29,7 +29,7 @@ class ScaledInput(torch.nn.Module):
         super().__init__()
         self.out = torch.nn.Conv2d(4, 4, 1)
 
-    def forward(self, latents, levels, actions, prompts, anchor=None, anchor_from=0):
+    def forward(self, latents, levels, actions, prompts):
         b, t = latents.shape[:2]
         return self.out(latents.flatten(0, 1)).unflatten(0, (b, t))
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from matrix_sim.models.checkpoint import CheckpointError, load_model, save_model
-from matrix_sim.models.dit import TemporalCache, WorldDiT, stacking_weights
+from matrix_sim.models.dit import TemporalCache, WorldDiT
 
 from wm_helpers import TINY_MODEL, one_thread  # noqa: F401 (autouse fixture)
 
@@ -53,26 +53,6 @@ def test_cached_context_gives_the_same_prediction():
         rest = model(x[:, 3:], s[:, 3:], a[:, 3:], p, cache=cache)
     assert cache.frames() == 3 and cache.position == 3
     assert torch.allclose(full[:, 3:], rest, atol=1e-5)
-
-
-def test_a_frame_stacking_model_reads_the_anchor_beside_the_window_frames_only():
-    stacked = randomised(WorldDiT(**TINY_MODEL, frame_stack=True))
-    x, s, a, p = inputs(6)
-    anchor, other = torch.randn(2, 4, 4, 6), torch.randn(2, 4, 4, 6)
-    with torch.no_grad():
-        v, moved = stacked(x, s, a, p, anchor=anchor, anchor_from=3), stacked(x, s, a, p, anchor=other, anchor_from=3)
-        assert torch.allclose(v[:, :3], moved[:, :3], atol=1e-6)      # causal: the context does not see it
-        assert not torch.allclose(v[:, 3:], moved[:, 3:], atol=1e-3)    # the window does
-        assert not torch.allclose(v, stacked(x, s, a, p), atol=1e-3)    # no anchor (no context): zeros stacked
-
-
-def test_a_plain_models_weights_start_a_frame_stacking_one_that_computes_the_same():
-    plain = randomised(WorldDiT(**TINY_MODEL))
-    stacked = WorldDiT(**TINY_MODEL, frame_stack=True).eval()
-    stacked.load_state_dict(stacking_weights(plain.state_dict()))
-    x, s, a, p = inputs(6)
-    with torch.no_grad():
-        assert torch.equal(stacked(x, s, a, p, anchor=torch.randn(2, 4, 4, 6), anchor_from=3), plain(x, s, a, p))
 
 
 def test_every_projection_is_one_matmul_in_bfloat16():

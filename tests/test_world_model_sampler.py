@@ -25,7 +25,7 @@ class Oracle(torch.nn.Module):
         self.config = SimpleNamespace(action_dim=5, prompt_dim=384)
         self.calls = []
 
-    def forward(self, latents, levels, actions, prompts, cache=None, commit_frames=0, anchor=None, anchor_from=0):
+    def forward(self, latents, levels, actions, prompts, cache=None, commit_frames=0):
         self.calls.append((levels[0].clone(), actions[0].clone()))
         s = levels[..., None, None, None]
         return torch.where(s > 0, (latents - TARGET) / s.clamp(min=1e-6), torch.zeros_like(latents))
@@ -79,10 +79,9 @@ def test_memory_does_not_grow_over_1000_calls(cache_context):
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss < 50_000     # KiB
 
 
-@pytest.mark.parametrize("frame_stack", [False, True])
-def test_cached_and_recomputed_context_agree_until_the_ring_is_full(frame_stack):
+def test_cached_and_recomputed_context_agree_until_the_ring_is_full():
     torch.manual_seed(0)
-    model = WorldDiT(**TINY_MODEL, frame_stack=frame_stack).eval()
+    model = WorldDiT(**TINY_MODEL).eval()
     for module in model.modules():
         if isinstance(module, torch.nn.Linear):
             torch.nn.init.normal_(module.weight, std=0.1)
@@ -94,20 +93,6 @@ def test_cached_and_recomputed_context_agree_until_the_ring_is_full(frame_stack)
         assert (cached is None) == (recomputed is None)
         if cached is not None:
             assert torch.allclose(cached.latents, recomputed.latents, atol=1e-5)
-
-
-def test_the_anchor_is_the_newest_context_frame_as_the_model_is_given_it():
-    torch.manual_seed(0)
-    s = sampler(WorldDiT(**TINY_MODEL, frame_stack=True).eval(), context_level=0.1, cache_context=False)
-    assert s.anchor is None                                    # a start from the prompt alone: nothing to keep
-    real = torch.randn(3, *TINY_LATENT)
-    s.prime(real, torch.zeros(3, 5), torch.zeros(384))
-    assert torch.equal(s.anchor, s.context.latents[-1])        # the noised context copy, as in training
-    assert not torch.equal(s.anchor, real[-1])
-    emitted = [out for out in (s.step(action(0.5), torch.zeros(384)) for _ in range(6)) if out is not None]
-    assert emitted and torch.equal(s.anchor, s.context.latents[-1])
-    s.reset(1)
-    assert s.anchor is None
 
 
 @pytest.mark.parametrize("retarget", [False, True])

@@ -90,33 +90,6 @@ def test_scene_cuts_give_context_and_its_prompt_from_another_clip():
     assert (own.latents == 0).all()                                                # inputs untouched
 
 
-class AnchorSpy(torch.nn.Module):
-    """Records the anchor each training forward is given."""
-
-    def __init__(self):
-        super().__init__()
-        self.scale = torch.nn.Parameter(torch.zeros(()))
-        self.seen = []
-
-    def forward(self, latents, levels, actions, prompts, anchor=None, anchor_from=0):
-        self.seen.append((anchor, anchor_from, latents))
-        return latents * self.scale
-
-
-def test_the_window_is_anchored_on_the_newest_context_frame():
-    clips = ClipBatch(torch.randn(2, 11, 4, 4, 6), torch.zeros(2, 11, 5), ["a", "b"])
-    spy = AnchorSpy()
-    for layout in (Layout(3, 4, forcing=False), Layout(1, 4, forcing=False), Layout(0, 2, forcing=False),
-                   Layout(3, 4, forcing=True)):
-        flow_loss(spy, clips, torch.zeros(2, 384), layout, STREAM, MIX, torch.Generator().manual_seed(0),
-                  torch.device("cpu"))
-    (full, at, full_in), (short, short_at, short_in), (start, _, _), (forcing, _, _) = spy.seen
-    # the frame just before the window as the model is given it: noised as the context is
-    assert at == 3 and torch.equal(full, full_in[:, 2]) and not torch.equal(full, clips.latents[:, 2])
-    assert short_at == 1 and torch.equal(short, short_in[:, 0])
-    assert start is None and forcing is None                            # no context frame to anchor on
-
-
 def test_shards_give_model_space_clips_with_the_actions_that_made_them(tmp_path):
     data = write_latent_shards(tmp_path / "latents", episodes=1, frames=12)
     shards = LatentShards(data, clip_frames=5, progress=False)
@@ -199,15 +172,6 @@ def test_a_new_run_starts_from_a_shipped_bundle(tmp_path, data, vae):
     first, second = (load_file(str(tmp_path / run / "dit" / "diffusion_pytorch_model.safetensors"))
                      for run in ("first", "second"))
     assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
-    stacked = write_config(tmp_path, data, tmp_path / "stacked", vae, steps=1, lr=0.0,
-                           init_from=str(tmp_path / "first"), model={**TINY_MODEL, "frame_stack": True})
-    train(stacked, progress=False)                         # frame stacking starts from a plain model's tensors
-    moved = load_file(str(tmp_path / "stacked" / "dit" / "diffusion_pytorch_model.safetensors"))
-    assert all(torch.equal(first[k], moved[k]) for k in first if k != "patch_in.weight")
-    tokens = first["patch_in.weight"].shape[1]
-    assert torch.equal(moved["patch_in.weight"][:, :tokens], first["patch_in.weight"])
-    assert not moved["patch_in.weight"][:, tokens:].any()       # the stacked frame's weights start at zero
-    assert json.loads((tmp_path / "stacked" / "dit" / "config.json").read_text())["frame_stack"] is True
     wider = write_config(tmp_path, data, tmp_path / "third", vae, steps=1, init_from=str(tmp_path / "first"),
                          model={**TINY_MODEL, "width": 64})
     with pytest.raises(CheckpointError, match="init_from .* another model: width"):

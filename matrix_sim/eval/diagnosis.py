@@ -3,8 +3,8 @@
 On the held-out runs of psnr_by_horizon (the same clips, starts and seeds), the stream is primed with the
 real context as the rollout primes it (WorldModel.load_context: the context noised to the stream's
 context_level) and one DiT forward runs over the context and a block entering the window as pure noise at
-s = 1, exactly the stream's first call after priming (SwinSampler._velocity: the same cache, anchor and
-action guidance). Under rectified flow (x_s = (1 - s) x0 + s noise, v = noise - x0) the estimate of the clean
+s = 1, exactly the stream's first call after priming (SwinSampler._velocity: the same cache and action
+guidance). Under rectified flow (x_s = (1 - s) x0 + s noise, v = noise - x0) the estimate of the clean
 frames from there is x0_hat = x_1 - 1 * v: for a well-trained model the mean of what could come next
 given the context (the posterior mean). Decoded by the world's autoencoder, frame 1 is compared with the true
 frame 1 and pooled over the runs (metrics.pooled_psnr) like every other horizon figure.

@@ -162,22 +162,6 @@ class WorldBlock(nn.Module):
         return x + mods[8] * self.mlp(modulate(self.norms[2](x), mods[6], mods[7]))
 
 
-def stacked_input(latents: torch.Tensor, anchor: Optional[torch.Tensor], anchor_from: int) -> torch.Tensor:
-    """(B, T, C, H, W) -> (B, T, 2C, H, W): each frame from `anchor_from` on carries the anchor (B, C, H, W) in its
-    extra channels, every other frame (the context, or all frames where there is no anchor) zeros."""
-    extra = torch.zeros_like(latents)
-    if anchor is not None:
-        extra[:, anchor_from:] = anchor[:, None].to(latents.dtype)
-    return torch.cat([latents, extra], dim=2)
-
-
-def stacking_weights(plain: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A plain WorldDiT's weights for a frame-stacking one of the same size: the stacked channels' input weights
-    start at zero, so it computes what the plain model did and learns to read the stack from there."""
-    weight = plain["patch_in.weight"]
-    return {**plain, "patch_in.weight": torch.cat([weight, torch.zeros_like(weight)], dim=1)}
-
-
 def _embedder(in_dim: int, width: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(in_dim, width), nn.SiLU(), nn.Linear(width, width))
 
@@ -189,22 +173,16 @@ class WorldDiT(ModelMixin, ConfigMixin):
     each frame), prompt_emb (B, prompt_dim) or per frame (B, T, prompt_dim). Any latent size divisible by
     the patch size works; positions are computed, not learned.
 
-    frame_stack: the newest context frame (the anchor) is stacked into the input channels of every window
-    frame, as DIAMOND and GameNGen feed past frames: the network reads the picture it continues at every token,
-    in its first layer, instead of reaching it only through temporal attention, so what stays the same need
-    not be re-invented each frame. Context frames carry zeros there, so their cached keys and values are
-    the same whatever follows them.
     """
 
     @register_to_config
     def __init__(self, in_channels: int = 4, patch_size: int = 2, width: int = 256, depth: int = 6, heads: int = 4,
-                 mlp_ratio: float = 4.0, action_dim: int = ACTION_DIM, prompt_dim: int = 384, level_dim: int = 256,
-                 frame_stack: bool = False):
+                 mlp_ratio: float = 4.0, action_dim: int = ACTION_DIM, prompt_dim: int = 384, level_dim: int = 256):
         super().__init__()
         if (width // heads) % 4:
             raise ValueError(f"head width {width // heads} must be a multiple of 4 (rotary and 2-D positions)")
         token_dim = in_channels * patch_size ** 2
-        self.patch_in = nn.Linear(token_dim * (2 if frame_stack else 1), width)
+        self.patch_in = nn.Linear(token_dim, width)
         self.level_embed = _embedder(level_dim, width)
         self.action_embed = _embedder(action_dim, width)
         self.prompt_embed = _embedder(prompt_dim, width)
@@ -224,13 +202,9 @@ class WorldDiT(ModelMixin, ConfigMixin):
         return level + self.action_embed(actions) + self.prompt_embed(prompt_emb)
 
     def forward(self, latents: torch.Tensor, levels: torch.Tensor, actions: torch.Tensor, prompt_emb: torch.Tensor,
-                cache: Optional[TemporalCache] = None, commit_frames: int = 0, anchor: Optional[torch.Tensor] = None,
-                anchor_from: int = 0) -> torch.Tensor:
+                cache: Optional[TemporalCache] = None, commit_frames: int = 0) -> torch.Tensor:
         """v = noise - x0 for every frame. With `cache`, the frames continue the cached ones in time, and the
-        first `commit_frames` of them (clean context) have their keys/values appended to the cache. anchor
-        (B, C, H, W): the newest context frame, as the model is given it, before frame `anchor_from` (absent
-        without context); a frame-stacking model reads it beside the frames from `anchor_from` on, any other
-        model ignores it."""
+        first `commit_frames` of them (clean context) have their keys/values appended to the cache."""
         b, t, c, h, w = latents.shape
         p = self.config.patch_size
         if h % p or w % p:
@@ -238,8 +212,7 @@ class WorldDiT(ModelMixin, ConfigMixin):
         if commit_frames and cache is None:
             raise ValueError("commit_frames needs a cache to commit to")
         rows, cols = h // p, w // p
-        inputs = stacked_input(latents, anchor, anchor_from) if self.config.frame_stack else latents
-        tokens = inputs.reshape(b, t, -1, rows, p, cols, p).permute(0, 1, 3, 5, 2, 4, 6).reshape(b, t, rows * cols, -1)
+        tokens = latents.reshape(b, t, c, rows, p, cols, p).permute(0, 1, 3, 5, 2, 4, 6).reshape(b, t, rows * cols, -1)
         x = self.patch_in(tokens) + sincos_2d(rows, cols, self.config.width, latents.device).to(tokens.dtype)
         cond = self.condition(levels, actions, prompt_emb)
         start = cache.position if cache is not None else 0

@@ -72,7 +72,6 @@ class SwinSampler:
         self.generator = torch.Generator(device=self.device).manual_seed(int(seed))
         self.window: list[Block] = []
         self.context = self._no_frames()     # context frames to feed next call (cached mode: not yet committed)
-        self.anchor: Optional[torch.Tensor] = None     # the newest context frame (C, H, W) as the model is given it
         self.cache = TemporalCache(self.config.context_frames) if self.config.cache_context else None
 
     def prime(self, latents: torch.Tensor, actions: torch.Tensor, prompt: torch.Tensor) -> None:
@@ -133,9 +132,8 @@ class SwinSampler:
         rows = [[torch.cat(pair) for pair in zip(ctx.fields(), w.fields())] for w in windows]
         inputs = [torch.stack(field) for field in zip(*rows)]
         commit = len(ctx) if self.cache is not None else 0
-        anchor = self.anchor.expand(len(rows), *self.latent_shape) if self.anchor is not None else None
         with autocast(self.device):
-            v = self.model(*inputs, cache=self.cache, commit_frames=commit, anchor=anchor, anchor_from=len(ctx)).float()
+            v = self.model(*inputs, cache=self.cache, commit_frames=commit).float()
         if self.cache is not None:
             self.context = self._no_frames()
         if self.config.guided:
@@ -152,7 +150,6 @@ class SwinSampler:
         new = Frames((1 - level) * latents + level * noise, torch.full((n,), level, device=self.device),
                      actions, prompt.expand(n, -1))
         self.context = self.context.then(new, keep=self.config.context_frames)
-        self.anchor = new.latents[-1]
 
     def _no_frames(self) -> Frames:
         return Frames(torch.zeros((0, *self.latent_shape), device=self.device), torch.zeros(0, device=self.device),

@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import torch
 
@@ -74,14 +73,13 @@ class GuidanceTeacher:
 
     @torch.no_grad()
     def target_shift(self, noisy: torch.Tensor, levels: torch.Tensor, actions: torch.Tensor, prompts: torch.Tensor,
-                     scored: torch.Tensor, anchor: Optional[torch.Tensor] = None, anchor_from: int = 0) -> torch.Tensor:
+                     scored: torch.Tensor) -> torch.Tensor:
         """(w - 1) * (v_T(actions) - v_T(reference)), float32, shaped like `noisy`; one batched forward of both.
         The reference is idle on the scored frames (B, T) bool, the frames the loss is taken on, but for the
         unguided fields."""
         idle = actions.masked_fill(scored[..., None] & self.guided, 0.0)
         with autocast(self.device):
             v = self.model(torch.cat([noisy, noisy]), torch.cat([levels, levels]), torch.cat([actions, idle]),
-                           torch.cat([prompts, prompts]),
-                           anchor=None if anchor is None else torch.cat([anchor, anchor]), anchor_from=anchor_from).float()
+                           torch.cat([prompts, prompts])).float()
         with_actions, with_idle = v.chunk(2)
         return (self.scale - 1.0) * (with_actions - with_idle)

@@ -20,8 +20,8 @@ import torch
 from tqdm import tqdm
 
 from matrix_sim.device import autocast, describe, pick_device
-from matrix_sim.models.checkpoint import CheckpointError, config_differences, load_model, save_model
-from matrix_sim.models.dit import WorldDiT, stacking_weights
+from matrix_sim.models.checkpoint import CheckpointError, save_model
+from matrix_sim.models.dit import WorldDiT
 from matrix_sim.models.loading import load_autoencoder
 from matrix_sim.models.prompt import PromptBank
 from matrix_sim.stream import bundle
@@ -69,9 +69,7 @@ def flow_loss(model, clips: ClipBatch, prompts: torch.Tensor, layout: Layout, st
     """The mean squared error of the predicted v = noise - x0 on the frames the layout scores (with a teacher,
     the target carries its guided action difference too: train/guidance.py), plus the adversary's weighted
     term on the estimates x0_hat = x_s - s * v of the scored frames at levels <= its max_level (from its
-    start `step` on; train/adversarial.py).
-    The newest context frame, noised as the context is, is the window's anchor, as the newest context frame is
-    in the stream (a frame-stacking model reads it beside every window frame; diffusion forcing has none)."""
+    start `step` on; train/adversarial.py)."""
     frames = layout.frames(stream)
     x0 = clips.latents[:, :frames]
     if prompts.dim() == 3:                  # per-frame prompts (scene cuts)
@@ -82,11 +80,10 @@ def flow_loss(model, clips: ClipBatch, prompts: torch.Tensor, layout: Layout, st
     noisy, target = (1 - s) * x0 + s * noise, noise - x0
     noisy, levels, actions, prompts = (t.to(device) for t in (noisy, levels, clips.actions[:, :frames], prompts))
     mask, target, x0 = mask.to(device), target.to(device), x0.to(device)
-    anchor = noisy[:, layout.context - 1] if layout.context and not layout.forcing else None
     if teacher is not None:
-        target = target + teacher.target_shift(noisy, levels, actions, prompts, mask, anchor, layout.context)
+        target = target + teacher.target_shift(noisy, levels, actions, prompts, mask)
     with autocast(device):
-        v = model(noisy, levels, actions, prompts, anchor=anchor, anchor_from=layout.context)
+        v = model(noisy, levels, actions, prompts)
     per_frame = (v.float() - target).pow(2).mean(dim=(2, 3, 4))
     out = StepLoss((per_frame * mask).sum() / mask.sum())
     if adversary is None:
@@ -158,7 +155,7 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
     identity = {"model": cfg.model_config(), "stream": training_stream(cfg.stream)}
     step = load_state(run_dir, model, ema.model, opt, identity)
     if step == 0 and cfg.init_from:
-        _start_from(Path(cfg.init_from) / bundle.DIT_DIR, cfg.model_config(), model, ema)
+        start_from(Path(cfg.init_from) / bundle.DIT_DIR, WorldDiT, cfg.model_config(), model, ema, what="world model")
     teacher = GuidanceTeacher(cfg.guidance, cfg.model_config(), d.device) if cfg.guidance else None
     adversary = _adversary(cfg, model, d, shards.latent_shape[0], run_dir if step else None)
     if d.is_main:
@@ -249,23 +246,6 @@ def _finite_mean(values: list[float]) -> float:
     """Mean of an interval's figures, leaving out the steps without one (nan: nothing was judged)."""
     finite = [v for v in values if math.isfinite(v)]
     return float(np.mean(finite)) if finite else math.nan
-
-
-def _start_from(dit_dir: Path, architecture: dict, model: WorldDiT, ema: EMA) -> None:
-    """init_from's DiT; a frame-stacking model may start from a plain one of the same size, its stacked
-    channels' weights at zero, so it starts computing what that one does."""
-    shipped = load_model(WorldDiT, dit_dir, what="world model")
-    if not (architecture["frame_stack"] and not shipped.config.frame_stack):
-        start_from(dit_dir, WorldDiT, architecture, model, ema, what="world model")
-        return
-    diffs = config_differences({k: shipped.config[k] for k in architecture if k != "frame_stack"},
-                               {k: v for k, v in architecture.items() if k != "frame_stack"})
-    if diffs:
-        raise CheckpointError(f"init_from {dit_dir} was made for another model: " + "; ".join(diffs))
-    state = stacking_weights(shipped.state_dict())
-    model.load_state_dict(state)
-    ema.model.load_state_dict(state)
-    log.info("starting from the weights in %s, the stacked frame's input weights at zero", dit_dir)
 
 
 def _training_prompts(run_dir: Path, texts: list[str], d: Distributed, progress: bool) -> PromptBank:
