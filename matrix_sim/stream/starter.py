@@ -20,7 +20,7 @@ class SourceStarter:
 
     def clip(self, preset: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """(frames, H, W, 3) uint8 images of the preset's scene and the (frames, A) actions taken at them."""
-        from matrix_sim.data.record import drive
+        from matrix_sim.data.policy import drive
         from matrix_sim.world.engine import SourceWorld
 
         if self._world is None:        # built on first use, in the thread that steps the world
