@@ -1,6 +1,6 @@
 """The per-frame control vector shared by keyboard, gamepad, the source world and the model.
 
-Convention (DESIGN.md, Actions): frame t+1 is what action t produced.
+Convention: frame t+1 is what action t produced.
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""`python -m matrix_sim <command>`: recording, benchmarks and the scene list.
+"""`python -m matrix_sim <command>` (installed: `matrix-sim <command>`): play, data, training, evaluation, benchmarks.
 
-Bad input ends in a one-line `error: ...` and exit status 2, never a traceback.
+Bad input ends in a one-line `error: ...` and exit status 2, never a traceback. `play` hands its arguments to
+the game client (matrix_sim/client/app.py, also `python run_sim.py`).
 """
 from __future__ import annotations
 
@@ -13,17 +14,11 @@ from pathlib import Path
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")   # stdout carries the commands' JSON
 
+from matrix_sim.arguments import OneLineParser, positive_int, stream_option
 from matrix_sim.config import CHECKPOINT_DIR, DEFAULT_VAE_DIR, ConfigError
 
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
+PLAY = "play"
+DEFAULT_DATA = "data/world_a"          # prepare-data's recording: what the training configs read
 
 
 def _cmd_record(args) -> None:
@@ -32,6 +27,14 @@ def _cmd_record(args) -> None:
     out = record(args.out, args.episodes, args.frames, args.seed, args.width, args.height, args.prompt,
                  progress=not args.quiet, env=args.env)
     logging.getLogger("matrix_sim").info("recorded %d episodes of %d frames to %s", args.episodes, args.frames, out)
+
+
+def _cmd_prepare_data(args) -> None:
+    """record, then encode: the training data in one resumable command (each step keeps what it finished)."""
+    from matrix_sim.data.encode import encode_dataset
+
+    _cmd_record(args)
+    print(encode_dataset(args.out, None, args.checkpoint, progress=not args.quiet))
 
 
 def _cmd_bench(args) -> None:
@@ -91,13 +94,11 @@ def _cmd_eval_vae(args) -> None:
 
 
 def _cmd_eval(args) -> None:
-    from matrix_sim.client.worlds import find_checkpoint
+    from matrix_sim.checkpoints import require_checkpoint
     from matrix_sim.eval.world_model_eval import eval_world_model
     from matrix_sim.stream.schedule import parse_overrides
 
-    checkpoint = args.checkpoint or find_checkpoint()
-    if checkpoint is None:
-        raise ValueError("no world-model checkpoint in checkpoints/ (train one, or pass --checkpoint DIR)")
+    checkpoint = require_checkpoint(args.checkpoint, engine_hint=False)
     result = eval_world_model(checkpoint, probe=args.probe, drift_frames=args.drift_frames,
                               drift_prompt=args.drift_prompt, starts_per_scene=args.starts_per_scene,
                               seed=args.seed, device=args.device, progress=not args.quiet, sheet=args.sheet,
@@ -134,37 +135,46 @@ def _cmd_scenes(args) -> None:
         print(prompt)
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a bad argument is one line (`error: ...`), as every other bad input is."""
-
-    def error(self, message: str):
-        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+def _prog() -> str:
+    """How the user called this: `matrix-sim` (the installed script) or `python -m matrix_sim`."""
+    return "matrix-sim" if Path(sys.argv[0]).name == "matrix-sim" else "python -m matrix_sim"
 
 
-def _stream_option(parser: argparse.ArgumentParser, applies_to: str = "") -> None:
-    """--stream KEY=VALUE, read by stream.schedule.parse_overrides: the commands that run a trained stream."""
-    parser.add_argument("--stream", action="append", default=[], metavar="KEY=VALUE", help=f"{applies_to}run the "
-                        "stream with this setting instead of the model's (repeatable), e.g. levels=2 or "
-                        "action_guidance=3")
+def _recording_size(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--width", type=positive_int, default=256)
+    parser.add_argument("--height", type=positive_int, default=144)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="python -m matrix_sim", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog=_prog(), description=__doc__.splitlines()[0])
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    play = sub.add_parser(PLAY, add_help=False, help="play the game: a window, or --headless frames to an mp4 "
+                          "(`matrix-sim play --help` lists its options; the same as `python run_sim.py`)")
+    play.set_defaults(func=None)
 
     rec = sub.add_parser("record", help="drive the source world with the exploration policy and write shards")
     rec.add_argument("--episodes", type=positive_int, required=True)
     rec.add_argument("--frames", type=positive_int, required=True, help="frames per episode")
     rec.add_argument("--seed", type=int, default=0)
     rec.add_argument("--out", required=True, help="output directory (resumed if it holds the same recording)")
-    rec.add_argument("--width", type=positive_int, default=256)
-    rec.add_argument("--height", type=positive_int, default=144)
+    _recording_size(rec)
     rec.add_argument("--prompt", default=None, help="record only this scene preset (default: every scene), or "
                      "one level of an environment, e.g. \"doom map01\"")
     rec.add_argument("--env", default=None, help="record a registered Gymnasium environment instead of the source "
                      "world, e.g. doom (pip install 'matrix-sim[doom]'); its levels are cycled unless --prompt")
     rec.set_defaults(func=_cmd_record)
+
+    prep = sub.add_parser("prepare-data", help=f"the training data in one command: record, then encode "
+                          f"(defaults: the shipped model's data, {DEFAULT_DATA}); resumable")
+    prep.add_argument("--episodes", type=positive_int, default=288)
+    prep.add_argument("--frames", type=positive_int, default=256, help="frames per episode")
+    prep.add_argument("--seed", type=int, default=1000)
+    prep.add_argument("--out", default=DEFAULT_DATA, help="recording directory; latents go to OUT/latents")
+    _recording_size(prep)
+    prep.add_argument("--checkpoint", default=str(DEFAULT_VAE_DIR), help="the autoencoder that encodes")
+    prep.set_defaults(func=_cmd_prepare_data, prompt=None, env=None)
 
     bench = sub.add_parser("bench", help="benchmarks that print one JSON object")
     bench.add_argument("what", choices=["world", "play", "levers", "train", "soak"], help="world: source-world "
@@ -192,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--video", default=None, help="play, soak: keep the (main run's) mp4 here")
     bench.add_argument("--threads", type=positive_int, default=None, help="play, soak: torch threads (default: as "
                        "the game picks, every core but one on a CPU; one side run of play uses torch's own count)")
-    _stream_option(bench, "play, levers: ")
+    stream_option(bench, "play, levers: ")
     bench.add_argument("--upscaler", default="auto", help="play, soak: display upscaler (auto: as the "
                        "game picks)")
     bench.set_defaults(func=_cmd_bench)
@@ -227,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     ew = sub.add_parser("eval", help="world model vs the source world: PSNR by horizon, action accuracy, "
                         "drift, prompt switch (one JSON object)")
     ew.add_argument("--json", action="store_true", help="one line of JSON")
-    ew.add_argument("--checkpoint", default=None, help="world-model folder (default: newest in checkpoints/)")
+    ew.add_argument("--checkpoint", default=None, help="world-model folder (default: checkpoints/tiny-cpu)")
     ew.add_argument("--probe", default=str(CHECKPOINT_DIR / "probe"))
     ew.add_argument("--drift-frames", type=int, default=10_000, help="length of the drift run (0 skips it)")
     ew.add_argument("--drift-prompt", default="drive grassland by day")
@@ -243,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     ew.add_argument("--played-seconds", type=float, default=24.0, help="length of each run of both worlds "
                     "played from a scene's prompt by the same scripted keys (played_from_prompt; 0 skips it)")
     ew.add_argument("--device", default=None)
-    _stream_option(ew)
+    stream_option(ew)
     ew.set_defaults(func=_cmd_eval)
 
     tp = sub.add_parser("train-probe", help="train the inverse-dynamics probe on recorded frame pairs (eval's "
@@ -269,6 +279,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    quiet = 0
+    while quiet < len(argv) and argv[quiet] in ("-q", "--quiet"):
+        quiet += 1
+    if argv[quiet:quiet + 1] == [PLAY]:          # the client parses the rest: `matrix-sim play --help`
+        from matrix_sim.client.app import main as play
+
+        return play(argv[quiet + 1:] + argv[:quiet], prog=f"{_prog()} {PLAY}")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     try:

@@ -1,18 +1,30 @@
-"""Loading YAML configs into dataclasses, with errors that name the file and the bad key."""
+"""Where files are found, and loading YAML configs into dataclasses with errors that name the file and the key.
+
+One path policy: the package's own resources (the source world's look, the scenes, the default controls)
+come from the installed package (matrix_sim/resources/, read through importlib.resources, so a wheel works);
+everything a user owns (checkpoints, data, runs, training configs, any path on the command line) is relative
+to the working directory, so the commands run from the repository folder find the shipped files.
+"""
 from __future__ import annotations
 
 import dataclasses
+from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CONFIG_DIR = REPO_ROOT / "configs"
-CHECKPOINT_DIR = REPO_ROOT / "checkpoints"
+CONFIG_DIR = Path("configs")                 # training configs: user files, relative to the working directory
+CHECKPOINT_DIR = Path("checkpoints")         # trained weights: user files, relative to the working directory
 DEFAULT_VAE_DIR = CHECKPOINT_DIR / "vae"
+DEFAULT_CHECKPOINT = CHECKPOINT_DIR / "tiny-cpu"     # the world model the game and eval use unless told otherwise
 
 T = TypeVar("T")
+
+
+def resource(name: str) -> Path:
+    """A file shipped inside the package (matrix_sim/resources/NAME), e.g. "scenes.yaml"."""
+    return Path(str(resources.files("matrix_sim.resources").joinpath(name)))
 
 
 class ConfigError(ValueError):

@@ -1,15 +1,11 @@
 """Which device and number format to run the networks in, and why.
 
-CUDA first, then Apple's MPS, then the CPU (DESIGN.md: users who ran on the CPU by accident never knew).
-On a CPU, bfloat16 pays only where it measures faster: without AVX-512 BF16 or AMX it is emulated (5-30x
-slower than float32 for convolutions on an AVX2 AMD EPYC), and even with AVX-512 BF16 it can lose: on a
-2-core Xeon with AVX-512 BF16 but no AMX, float32 matmuls ran at ~330 GFLOP/s and bfloat16 at ~190, and the
-world model's stream call took 24 ms in float32 against 56 in bfloat16. With AMX (a 2-core Sapphire Rapids
-Xeon, session 10) bfloat16 matmuls run at ~2 200 GFLOP/s against ~330 and the stream call at 17 ms against 19. So
-where the CPU has native bf16, the choice is a ~20 ms race of a model-shaped matmul in both formats, run once per
-process. The race stands for the whole call only if the model's matmuls are plain ones: a strided input made
-bfloat16 copy weights per row, and the call took 34 ms against float32's 19 while the race said 6x faster
-(models/dit.py, WorldBlock).
+CUDA first, then Apple's MPS, then the CPU, and the log says which, so nobody runs on the CPU by accident
+without knowing. On a CPU, bfloat16 pays only where it runs faster: without AVX-512 BF16 or AMX it is emulated
+(several times slower than float32), and even with AVX-512 BF16 but no AMX float32 matmuls can win; with AMX
+bfloat16 matmuls are several times faster. So where the CPU has native bf16, the choice is a short race of a
+model-shaped matmul in both formats, run once per process. The race stands for the whole call only if the
+model's matmuls are plain ones (a strided input makes bfloat16 copy weights per row; models/dit.py, WorldBlock).
 MATRIX_SIM_DTYPE=float32|bfloat16 overrides the choice (for measuring one against the other).
 """
 from __future__ import annotations
@@ -112,9 +108,9 @@ def cpu_cores() -> int:
 
 def game_threads(device: torch.device, requested: int | None = None) -> int | None:
     """Torch threads for the world model while the game draws and records on the same CPU: every core but
-    GAME_RESERVED_CORES, so the display and the encoder never stall the model's OpenMP team mid-layer (on
-    2 cores, `bench play` measured the DiT call at 72 ms in the loop on 2 threads against 63 on one, and
-    more frames a second). `requested` wins; None (torch's own choice) off the CPU."""
+    GAME_RESERVED_CORES, so the display and the encoder never stall the model's OpenMP team mid-layer (a team
+    that shares its cores with them waits for its slowest thread; `bench play` shows the difference).
+    `requested` wins; None (torch's own choice) off the CPU."""
     if requested:
         return requested
     if device.type != "cpu":

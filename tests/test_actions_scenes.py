@@ -52,9 +52,9 @@ def test_malformed_scene_config_names_the_file(tmp_path):
 def test_world_config_rejects_unknown_keys(tmp_path):
     import yaml
 
-    from matrix_sim.config import CONFIG_DIR
+    from matrix_sim.config import resource
 
-    data = yaml.safe_load((CONFIG_DIR / "world.yaml").read_text())
+    data = yaml.safe_load(resource("world.yaml").read_text())
     data["drive"]["warp_speed"] = 9
     path = tmp_path / "world.yaml"
     path.write_text(yaml.safe_dump(data))

@@ -14,7 +14,7 @@ from matrix_sim.client.bindings import CONTROLS_PATH, PadInput, load_controls
 from matrix_sim.client.menu import mode_of, switch_mode
 from matrix_sim.client.script import headless_ops, load_script
 from matrix_sim.client.session import SessionLog, load_replay, write_json_atomic
-from matrix_sim.config import CHECKPOINT_DIR, ConfigError, load_yaml
+from matrix_sim.config import ConfigError, load_yaml
 
 
 def _write_controls(tmp_path, edit):
@@ -90,14 +90,17 @@ def test_sidecar_keeps_what_replays_the_recorded_frames(tmp_path):
         load_replay(tmp_path / "bad.json")
 
 
-def test_sidecar_checkpoint_replays_from_any_clone(tmp_path):
-    log = SessionLog("model", 0, 16, str(CHECKPOINT_DIR / "tiny-cpu"))
+def test_sidecar_checkpoint_replays_from_any_clone(tmp_path, monkeypatch):
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    monkeypatch.chdir(clone)
+    log = SessionLog("model", 0, 16, str(clone / "checkpoints" / "tiny-cpu"))
     log.add(("reset", "drive desert at sunset"))
     write_json_atomic(tmp_path / "s.json", log.sidecar(0, 0, "v.mp4"))
     assert json.loads((tmp_path / "s.json").read_text())["checkpoint"] == "checkpoints/tiny-cpu"
-    assert load_replay(tmp_path / "s.json").checkpoint == str(CHECKPOINT_DIR / "tiny-cpu")
+    assert load_replay(tmp_path / "s.json").checkpoint == "checkpoints/tiny-cpu"   # opened from the working folder
     outside = str(tmp_path / "elsewhere")
-    assert SessionLog("model", 0, 16, outside).checkpoint == outside       # outside the repository: kept whole
+    assert SessionLog("model", 0, 16, outside).checkpoint == outside       # outside the working folder: kept whole
 
 
 def test_mode_switch_keeps_the_scene():

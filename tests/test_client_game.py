@@ -349,12 +349,13 @@ def test_a_signal_inside_write_leaves_sidecar_and_mp4_agreeing(tmp_path, monkeyp
 
 
 def test_model_world_without_checkpoint_is_one_clear_line(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("matrix_sim.client.worlds.find_checkpoint", lambda: None)
+    monkeypatch.chdir(tmp_path)                 # no checkpoints/tiny-cpu here
     handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
     try:
         assert main(["--world", "model"]) == 2
         err = capsys.readouterr().err
-        assert err.startswith("error: --world model needs a checkpoint") and err.count("\n") == 1
+        assert err == ("error: no world model at checkpoints/tiny-cpu: run from the repository folder, pass "
+                       "--checkpoint DIR, or play the source world with --world engine\n")
         assert main(["--world", "model", "--checkpoint", str(tmp_path / "nope")]) == 2
         assert "does not exist" in capsys.readouterr().err
         assert main(["--headless", "--frames", "2", "--controls", "x", "--prompt", "drive on mars"]) == 2

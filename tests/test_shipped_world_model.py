@@ -10,8 +10,7 @@ import pytest
 import torch
 
 from matrix_sim.actions import Action
-from matrix_sim.client.worlds import find_checkpoint
-from matrix_sim.config import CHECKPOINT_DIR
+from matrix_sim.checkpoints import find_checkpoint
 from matrix_sim.device import game_threads
 from matrix_sim.eval.heldout import heldout_clips
 from matrix_sim.eval.metrics import psnr
@@ -21,7 +20,7 @@ from matrix_sim.stream import WorldModel
 from matrix_sim.world.scenes import parse_prompt
 
 REPO = Path(__file__).resolve().parent.parent
-SHIPPED = CHECKPOINT_DIR / "tiny-cpu"
+SHIPPED = REPO / "checkpoints" / "tiny-cpu"
 SCENES = [parse_prompt("drive desert by day"), parse_prompt("walk forest at night"),
           parse_prompt("drive snowfield by day in snow")]
 
@@ -38,8 +37,9 @@ def clips():
     return heldout_clips(8 + 4 + 6, scenes=SCENES)
 
 
-def test_the_shipped_checkpoint_is_what_the_game_plays():
-    assert find_checkpoint() == SHIPPED
+def test_the_shipped_checkpoint_is_what_the_game_plays(monkeypatch):
+    monkeypatch.chdir(REPO)                     # the default is relative to the working directory
+    assert find_checkpoint().resolve() == SHIPPED
     for part in ("world_model.json", "prompts.safetensors", "dit/config.json", "vae/config.json"):
         assert (SHIPPED / part).is_file(), part
     for weights in SHIPPED.rglob("*.safetensors"):
@@ -74,8 +74,8 @@ def test_a_scene_the_game_starts_stays_that_scene(clips):
 
 def test_the_game_plays_it_headless(tmp_path):
     run = subprocess.run([sys.executable, str(REPO / "run_sim.py"), "--headless", "--frames", "8", "-q",
-                          "--prompt", "walk city at night", "--record", "out.mp4"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+                          "--prompt", "walk city at night", "--record", str(tmp_path / "out.mp4")],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert f"world model on {game_threads(torch.device('cpu'))} torch thread(s)" in run.stderr    # one core left
     with av.open(str(tmp_path / "out.mp4")) as container:

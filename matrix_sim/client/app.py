@@ -1,4 +1,4 @@
-"""`python run_sim.py`: parse the arguments, then play in a window or render headless.
+"""`python run_sim.py` or `matrix-sim play`: parse the arguments, then play in a window or render headless.
 
 Bad input (unknown world, missing checkpoint, bad bindings, bad prompt) ends in one `error: ...` line.
 SIGTERM and SIGHUP end the game like closing the window, so recordings are finished, not cut.
@@ -14,26 +14,28 @@ from pathlib import Path
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
-from matrix_sim.cli import OneLineParser, positive_int
+from matrix_sim.arguments import OneLineParser, positive_int
 from matrix_sim.client.display import AUTO, UPSCALER_CHOICES
 from matrix_sim.client.options import DEFAULT_PROMPT, Options
 from matrix_sim.client.worlds import WORLD_KINDS, choose_kind
-from matrix_sim.config import ConfigError
+from matrix_sim.config import DEFAULT_CHECKPOINT, ConfigError
 
 log = logging.getLogger("matrix_sim.client")
 
 
-def build_parser() -> OneLineParser:
-    p = OneLineParser(prog="python run_sim.py", description="Play matrix-sim: drive or walk through a generated world.")
+def build_parser(prog: str = "python run_sim.py") -> OneLineParser:
+    p = OneLineParser(prog=prog, description="Play matrix-sim: drive or walk through a generated world.")
     p.add_argument("--world", choices=WORLD_KINDS, default="auto",
                    help="model (needs a checkpoint), engine (the procedural source world), auto (model if a "
-                        "checkpoint exists, else engine)")
-    p.add_argument("--checkpoint", default=None, help="world-model checkpoint folder (default: newest in checkpoints/)")
+                        "checkpoint is there, else engine, with a warning)")
+    p.add_argument("--checkpoint", default=None, help=f"world-model checkpoint folder (default: {DEFAULT_CHECKPOINT}, "
+                   "relative to the working directory)")
     p.add_argument("--prompt", default=DEFAULT_PROMPT, help="scene to start in (`python -m matrix_sim scenes`)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--upscaler", choices=UPSCALER_CHOICES, default=AUTO,
                    help="display upscaling shader (auto: bilinear on a software rasteriser, else lanczos)")
-    p.add_argument("--controls", type=Path, default=Options.controls, help="bindings YAML")
+    p.add_argument("--controls", type=Path, default=Options.controls, help="bindings YAML (default: the shipped "
+                   "matrix_sim/resources/controls.yaml; copy it to change them)")
     p.add_argument("--record", type=Path, default=None, help="record to this mp4 from the start")
     p.add_argument("--record-hud", action="store_true", help="draw the HUD into recordings")
     p.add_argument("--replay", type=Path, default=None, help="play a recording's sidecar SESSION.json again")
@@ -51,8 +53,8 @@ def _exit_on_signal(signum, frame) -> None:
     raise SystemExit(128 + signum)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python run_sim.py") -> int:
+    args = build_parser(prog).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _exit_on_signal)

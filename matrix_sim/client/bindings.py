@@ -1,4 +1,5 @@
-"""configs/controls.yaml: keyboard and gamepad bindings, loaded into dataclasses and resolved to codes.
+"""Keyboard and gamepad bindings (matrix_sim/resources/controls.yaml, or --controls FILE), loaded into dataclasses
+and resolved to codes.
 
 Every name is checked when the file loads, so a typo is one clear error at start, not a dead key in game.
 """
@@ -11,9 +12,9 @@ from typing import Callable
 import pygame
 
 from matrix_sim.actions import ACTION_FIELDS
-from matrix_sim.config import CONFIG_DIR, ConfigError, from_dict, load_yaml
+from matrix_sim.config import ConfigError, from_dict, load_yaml, resource
 
-CONTROLS_PATH = CONFIG_DIR / "controls.yaml"
+CONTROLS_PATH = resource("controls.yaml")   # the default bindings; --controls FILE gives others
 BUTTONS = {"a": pygame.CONTROLLER_BUTTON_A, "b": pygame.CONTROLLER_BUTTON_B, "x": pygame.CONTROLLER_BUTTON_X,
            "y": pygame.CONTROLLER_BUTTON_Y, "back": pygame.CONTROLLER_BUTTON_BACK,
            "guide": pygame.CONTROLLER_BUTTON_GUIDE, "start": pygame.CONTROLLER_BUTTON_START,

@@ -13,9 +13,7 @@ import pygame
 
 from matrix_sim.client.game import Game
 from matrix_sim.client.options import Options
-from matrix_sim.config import REPO_ROOT
-
-DOCS = REPO_ROOT / "docs"
+DOCS = Path("docs")          # run from the repository folder
 WARMUP_FRAMES = 24        # let the car get going before the first picture
 
 

@@ -14,25 +14,18 @@ from pathlib import Path
 from typing import Optional
 
 from matrix_sim.actions import Action
-from matrix_sim.config import REPO_ROOT
 
 FORMAT = "matrix-sim-session/1"
 
 
 def portable_checkpoint(checkpoint: Optional[str]) -> Optional[str]:
-    """The checkpoint as a sidecar keeps it: relative to the repository when inside it, so a recording made
-    in one clone (docs/world_model_demo.json) replays in another."""
+    """The checkpoint as a sidecar keeps it: relative to the working directory when inside it (as the
+    checkpoints/ a run from the repository folder uses), so a recording made in one clone replays in another.
+    A replay opens it as every user path is opened, relative to the working directory."""
     if checkpoint is None:
         return None
-    path = Path(checkpoint).resolve()
-    return path.relative_to(REPO_ROOT).as_posix() if path.is_relative_to(REPO_ROOT) else str(path)
-
-
-def replay_checkpoint(saved: Optional[str]) -> Optional[str]:
-    """A sidecar's checkpoint as a path to open: relative ones are the repository's."""
-    if saved is None or Path(saved).is_absolute():
-        return saved
-    return str(REPO_ROOT / saved)
+    path, here = Path(checkpoint).resolve(), Path.cwd().resolve()
+    return path.relative_to(here).as_posix() if path.is_relative_to(here) else str(path)
 
 
 def op_to_json(op: tuple) -> dict:
@@ -119,5 +112,5 @@ def load_replay(path: str | Path) -> Replay:
     ops = [op_from_json(e, f"{path}: ops[{i}]") for i, e in enumerate(data["ops"])]
     if not ops or ops[0][0] != "reset":
         raise ValueError(f"{path}: ops must start with a reset")
-    return Replay(data["world"], replay_checkpoint(data["checkpoint"]), int(data["seed"]), int(data["skip"]),
+    return Replay(data["world"], data["checkpoint"], int(data["seed"]), int(data["skip"]),
                   int(data["frames"]), ops)

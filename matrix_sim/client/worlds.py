@@ -10,11 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from matrix_sim.config import CHECKPOINT_DIR
+from matrix_sim.checkpoints import CheckpointNotFound, find_checkpoint, no_checkpoint_message, require_checkpoint
 from matrix_sim.world.base import World
 
 log = logging.getLogger(__name__)
-WORLD_MODEL_MARKER = "dit/config.json"     # a world-model checkpoint folder holds its DiT (and its autoencoder)
 WORLD_KINDS = ("auto", "engine", "model")
 DEFAULT_FRAME_RATE = 16
 
@@ -44,28 +43,21 @@ class WorldHandle:
             torch.set_num_threads(self.threads_before)
 
 
-def find_checkpoint(root: Path = CHECKPOINT_DIR) -> Optional[Path]:
-    """The newest world-model checkpoint folder under checkpoints/, or None (an autoencoder alone is not one)."""
-    found = sorted((p.parent.parent for p in root.glob(f"**/{WORLD_MODEL_MARKER}")), key=lambda p: p.stat().st_mtime)
-    return found[-1] if found else None
-
-
 def choose_kind(kind: str, checkpoint: Optional[str]) -> tuple[str, Optional[Path]]:
-    """Resolve "auto" and check that a model world has a checkpoint; decided before any window opens."""
+    """Resolve "auto" and check that a model world has a checkpoint; decided before any window opens.
+    "auto" plays the model given or the default one; where there is none it plays the source world and logs
+    a warning that says why."""
     if kind not in WORLD_KINDS:
         raise WorldUnavailable(f"unknown world {kind!r}; choose one of {list(WORLD_KINDS)}")
     if kind == "engine":
         return "engine", None
-    path = Path(checkpoint) if checkpoint else find_checkpoint()
-    if path is not None and not path.exists():
-        raise WorldUnavailable(f"checkpoint {path} does not exist")
-    if path is None:
-        if kind == "model":
-            raise WorldUnavailable(f"--world model needs a checkpoint, and there is none in {CHECKPOINT_DIR} "
-                                   f"(train one, pass --checkpoint DIR, or play the source world with --world engine)")
-        log.info("no world-model checkpoint in %s: playing the source world (procedural game)", CHECKPOINT_DIR)
+    if kind == "auto" and find_checkpoint(checkpoint) is None:
+        log.warning("%s; playing the source world (procedural game)", no_checkpoint_message(engine_hint=False))
         return "engine", None
-    return "model", path
+    try:
+        return "model", require_checkpoint(checkpoint)
+    except CheckpointNotFound as exc:
+        raise WorldUnavailable(str(exc)) from None
 
 
 def open_world(kind: str, checkpoint: Optional[Path], progress: Progress, threads: Optional[int] = None,

@@ -1,4 +1,5 @@
-"""An exploration policy that drives the source world like a curious player, for training data.
+"""An exploration policy that drives the source world like a curious player, for training data, held-out
+footage and the game's scene starts (record_episode, drive).
 
 The world model can only learn the actions it sees, so the policy mixes behaviours in segments: following
 the road (with and without boost), sharp and gentle turns of both signs, stops, reversals, idling and, on
@@ -7,13 +8,19 @@ foot, strafing. Analog values stay analog, as from a gamepad.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from matrix_sim.actions import Action
+from matrix_sim.actions import ACTION_DIM, Action
+from matrix_sim.data.shards import Episode
 from matrix_sim.world.base import Frame
 from matrix_sim.world.terrain import road_heading
 
+if TYPE_CHECKING:
+    from matrix_sim.world.engine import SourceWorld
+
+WARMUP_FRAMES = 16      # the exploration policy's first frames (pulling away), left out of footage used as is
 BEHAVIOURS = ("follow", "turn", "stop", "reverse", "idle", "strafe")
 
 
@@ -82,3 +89,28 @@ class ExplorationPolicy:
         if self.behaviour == "strafe":
             return Action(forward=p["throttle"] * 0.5, strafe=p["strafe"], turn=p["turn"] * 0.3)
         return Action()
+
+
+def drive(world: SourceWorld, prompt: str, seed: int, frames: int,
+          warmup: int = WARMUP_FRAMES) -> tuple[np.ndarray, np.ndarray]:
+    """`frames` images of the exploration policy in the scene after its first `warmup` (pulling away) and the
+    actions taken at them: held-out footage and the game's scene starts."""
+    episode = record_episode(world, prompt, seed, warmup + frames, {"prompt": prompt})
+    return episode.frames[warmup:], episode.actions[warmup:]
+
+
+def record_episode(world: SourceWorld, prompt: str, seed: int, frames: int, meta: dict, bar=None) -> Episode:
+    """One episode of the policy in the scene from its reset: frames, actions and poses (bar: a tqdm to advance)."""
+    frame = world.reset(prompt, seed)
+    policy = ExplorationPolicy(seed + 1, seed, world.s.roads)
+    images = np.empty((frames, world.height, world.width, 3), dtype=np.uint8)
+    actions = np.empty((frames, ACTION_DIM), dtype=np.float32)
+    poses = np.empty((frames, 4), dtype=np.float32)
+    for t in range(frames):
+        action = policy.act(frame)
+        images[t], actions[t], poses[t] = frame.image, action.to_array(), frame.pose
+        if t + 1 < frames:
+            frame = world.step(action)
+        if bar is not None:
+            bar.update(1)
+    return Episode(images, actions, poses, meta)

@@ -11,14 +11,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from matrix_sim.actions import ACTION_DIM, ACTION_FIELDS
-from matrix_sim.data.policy import ExplorationPolicy
-from matrix_sim.data.shards import FORMAT, MANIFEST, Episode, episode_name, read_manifest, write_episode, write_manifest
+from matrix_sim.actions import ACTION_FIELDS
+from matrix_sim.data.policy import record_episode
+from matrix_sim.data.shards import FORMAT, MANIFEST, episode_name, read_manifest, write_episode, write_manifest
 from matrix_sim.world.engine import SourceWorld
 from matrix_sim.world.scenes import Scene, parse_prompt, scene_catalog
 
 log = logging.getLogger(__name__)
-WARMUP_FRAMES = 16      # the exploration policy's first frames (pulling away), left out of footage used as is
 
 
 def episode_plan(episodes: int, seed: int, prompt: str | None = None) -> list[tuple[int, Scene]]:
@@ -85,27 +84,3 @@ def record(out: str | Path, episodes: int, frames: int, seed: int, width: int = 
         bar.close()
         world.close()
     return out
-
-
-def drive(world: SourceWorld, prompt: str, seed: int, frames: int,
-          warmup: int = WARMUP_FRAMES) -> tuple[np.ndarray, np.ndarray]:
-    """`frames` images of the exploration policy in the scene after its first `warmup` (pulling away) and the
-    actions taken at them: held-out footage and the game's scene starts."""
-    episode = record_episode(world, prompt, seed, warmup + frames, {"prompt": prompt})
-    return episode.frames[warmup:], episode.actions[warmup:]
-
-
-def record_episode(world: SourceWorld, prompt: str, seed: int, frames: int, meta: dict, bar=None) -> Episode:
-    frame = world.reset(prompt, seed)
-    policy = ExplorationPolicy(seed + 1, seed, world.s.roads)
-    images = np.empty((frames, world.height, world.width, 3), dtype=np.uint8)
-    actions = np.empty((frames, ACTION_DIM), dtype=np.float32)
-    poses = np.empty((frames, 4), dtype=np.float32)
-    for t in range(frames):
-        action = policy.act(frame)
-        images[t], actions[t], poses[t] = frame.image, action.to_array(), frame.pose
-        if t + 1 < frames:
-            frame = world.step(action)
-        if bar is not None:
-            bar.update(1)
-    return Episode(images, actions, poses, meta)

@@ -23,7 +23,7 @@ MANIFEST = "manifest.json"
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)     # zip entries carry no wall-clock time: same input, same bytes
 # np.load parses each array's header with ast.literal_eval, and Python 3.11's AST constructor is not thread-safe:
 # threads parsing at once can fail with "SystemError: AST constructor recursion depth mismatch" (CPython
-# gh-106905; seen in session 18's CI, in eval/probe.py's loading pool). Parsing takes this lock; inflating,
+# gh-106905; it happens in eval/probe.py's loading pool). Parsing takes this lock; inflating,
 # the slow part, does not.
 _NPY_PARSE = threading.Lock()
 _EPISODE_ARRAYS = ("frames", "actions", "poses", "meta")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from matrix_sim.data.record import record_episode
+from matrix_sim.data.policy import record_episode
 from matrix_sim.data.shards import write_episode
 from matrix_sim.world.engine import SourceWorld
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from matrix_sim.data.record import WARMUP_FRAMES, drive
+from matrix_sim.data.policy import WARMUP_FRAMES, drive
 from matrix_sim.world.engine import SourceWorld
 from matrix_sim.world.scenes import BIOMES, MODES, TIMES, WEATHERS, Scene
 

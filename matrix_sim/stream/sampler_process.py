@@ -1,9 +1,9 @@
-"""The Swin-DPM sampler in a process of its own: the game's live play on a CPU (issue 6).
+"""The Swin-DPM sampler in a process of its own: the game's live play on a CPU.
 
 A stream call is hundreds of small torch ops, and the thread running them takes the GIL back after each. In the
-game the main thread's moderngl calls (upload, upscale, read back on llvmpipe: ~8 ms a frame) never release the
-GIL, so in the same process the DiT's thread slept ~16 ms of each ~81 ms call waiting for it (session 18,
-2-core EPYC: 57 ms on the CPU, 7 ms waiting for a core, 23 voluntary switches a call). In a child process the
+game the main thread's moderngl calls (upload, upscale, read back on a software rasteriser) never release the
+GIL, so in the same process the DiT's thread spends a good part of each call waiting for it (`bench play`
+shows how much). In a child process the
 sampler has a GIL of its own; the parent sends each call's action and prompt and gets the emitted block back
 (a few kB through a pipe). The hosted sampler is an ordinary one (SwinSampler or a subclass), so a stream in
 the child is the same stream, call for call, as one in the caller's thread (tests/test_sampler_process.py).

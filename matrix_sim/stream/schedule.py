@@ -1,6 +1,6 @@
 """The Swin-DPM window's shape and noise levels, shared by the sampler and by training (which mirrors it).
 
-Rectified flow (DESIGN.md): x_s = (1 - s) * x0 + s * noise, v = noise - x0, Euler x_s' = x_s + (s' - s) * v.
+Rectified flow: x_s = (1 - s) * x0 + s * noise, v = noise - x0, Euler x_s' = x_s + (s' - s) * v.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ class StreamConfig:
     context_level: noise level the context frames are given at inference (training noises them up to
     `train.context_noise_max`, so this must lie inside that range).
     cache_context: keep context keys/values (computed once per frame) instead of re-running the context.
-    retarget_actions: frames still in the window take the newest action (lower latency, issue 6).
+    retarget_actions: frames still in the window take the newest action (lower latency).
     action_guidance: w in v = v(idle) + w * (v(action) - v(idle)) on the window frames, classifier-free
     guidance with the idle action (no input) as the reference: w > 1 exaggerates what the action changes;
     1 is off (one forward; w != 1 runs the window twice, as a batch of two).

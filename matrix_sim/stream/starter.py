@@ -22,7 +22,7 @@ class SourceStarter:
     def clip(self, preset: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """(frames, H, W, 3) uint8 images of the preset's scene and the (frames, A) actions taken at them; a
         registered Gymnasium environment's prompt ("doom map01") plays that environment's level instead."""
-        from matrix_sim.data.record import drive
+        from matrix_sim.data.policy import drive
         from matrix_sim.world.gym_world import source_of
 
         source = source_of(preset)

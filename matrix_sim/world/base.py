@@ -1,4 +1,4 @@
-"""The World protocol that the source world and the generated world both implement (DESIGN.md)."""
+"""The World protocol that the source world and the generated world both implement."""
 from __future__ import annotations
 
 from dataclasses import dataclass

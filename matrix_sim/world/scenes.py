@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from matrix_sim.config import CONFIG_DIR, ConfigError, from_dict, load_yaml
+from matrix_sim.config import ConfigError, from_dict, load_yaml, resource
 
 BIOMES = ("desert", "grassland", "forest", "snowfield", "coast", "city")
 TIMES = ("day", "sunset", "night")
@@ -54,7 +54,7 @@ class Scene:
 
 
 class SceneCatalog:
-    """The wording of every scene, read from configs/scenes.yaml."""
+    """The wording of every scene, read from matrix_sim/resources/scenes.yaml."""
 
     def __init__(self, path: str | Path):
         data = load_yaml(path)
@@ -101,7 +101,7 @@ def _normalise(prompt: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def scene_catalog(path: str | Path = CONFIG_DIR / "scenes.yaml") -> SceneCatalog:
+def scene_catalog(path: str | Path = resource("scenes.yaml")) -> SceneCatalog:
     return SceneCatalog(path)
 
 

@@ -1,11 +1,11 @@
-"""The source world's tunables (configs/world.yaml) as dataclasses."""
+"""The source world's tunables (matrix_sim/resources/world.yaml) as dataclasses."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from matrix_sim.config import CONFIG_DIR, ConfigError, from_dict, load_yaml
+from matrix_sim.config import ConfigError, from_dict, load_yaml, resource
 from matrix_sim.world.scenes import BIOMES, TIMES, WEATHERS
 
 
@@ -122,7 +122,7 @@ def _table(cls, data, names, where):
     return {n: from_dict(cls, data[n], f"{where}.{n}") for n in names}
 
 
-def load_world_settings(path: str | Path = CONFIG_DIR / "world.yaml") -> WorldSettings:
+def load_world_settings(path: str | Path = resource("world.yaml")) -> WorldSettings:
     data = load_yaml(path)
     where = str(path)
     if not isinstance(data, dict):
