@@ -33,7 +33,7 @@ RUN = [
 MIN_RUN = 5
 
 # Subcommands the README may name before the CLI of this checkout has them (they land on other branches).
-PENDING = {"make-data"}
+PENDING = {"prepare-data"}
 
 NARRATION = [
     (re.compile(r"\bsessions?\s+\d", re.I), "session numbers"),
