@@ -14,6 +14,7 @@ from pathlib import Path
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")   # stdout carries the commands' JSON
 
 from matrix_sim.config import CHECKPOINT_DIR, DEFAULT_VAE_DIR, ConfigError
+from matrix_sim.runtime import RUNTIMES
 
 
 def positive_int(text: str) -> int:
@@ -41,6 +42,11 @@ def _cmd_bench(args) -> None:
         from matrix_sim.eval.bench_world import bench_world
 
         result = bench_world(args.runs, args.frames, args.width, args.height, progress=not args.quiet)
+    elif args.what == "runtime":
+        from matrix_sim.eval.bench_runtime import bench_runtime
+
+        result = bench_runtime(args.config, args.checkpoint, calls=args.calls, threads=args.threads,
+                               progress=not args.quiet, stream_overrides=parse_overrides(args.stream))
     elif args.what == "levers":
         from matrix_sim.eval.bench_levers import bench_levers
 
@@ -51,7 +57,7 @@ def _cmd_bench(args) -> None:
 
         result = bench_play(seconds=args.seconds, config=args.config, checkpoint=args.checkpoint,
                             progress=not args.quiet, video=args.video, threads=args.threads, upscaler=args.upscaler,
-                            stream_overrides=parse_overrides(args.stream))
+                            stream_overrides=parse_overrides(args.stream), runtime=args.runtime)
     _print_json(result, args.json)
 
 
@@ -160,7 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.set_defaults(func=_cmd_record)
 
     bench = sub.add_parser("bench", help="benchmarks that print one JSON object")
-    bench.add_argument("what", choices=["world", "play", "levers"], help="world: source-world recording speed; "
+    bench.add_argument("what", choices=["world", "play", "levers", "runtime"], help="world: source-world recording "
+                       "speed; runtime: the DiT's stream call and the decoder on torch, ONNX Runtime and OpenVINO; "
                        "play: the whole game loop on the world model (fps, latency, stages, utilisation, baseline); "
                        "levers: the DiT's stream levers alone (context cache, block size, threads, int8)")
     bench.add_argument("--json", action="store_true", help="one line of JSON")
@@ -180,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "picks, every core but one on a CPU; one side run uses torch's own count)")
     _stream_option(bench, "play, levers: ")
     bench.add_argument("--upscaler", default="auto", help="play: display upscaler (auto: as the game picks)")
+    bench.add_argument("--runtime", choices=RUNTIMES, default=None, help="play: what runs the DiT and the decoder, "
+                       "as run_sim.py --runtime (default: $MATRIX_SIM_RUNTIME, else auto)")
     bench.set_defaults(func=_cmd_bench)
 
     tv = sub.add_parser("train-vae", help="train the frame autoencoder on recorded shards (torchrun for DDP)")

@@ -201,7 +201,8 @@ def start_world(options, source, paced: bool) -> WorldWorker:
     play is `live` (a replay or a script keeps each frame to its op's action)."""
     kind, checkpoint = choose_kind(options.world, options.checkpoint)
     live = paced and isinstance(source, LiveSource)
-    worker = WorldWorker(lambda progress: open_world(kind, checkpoint, progress, options.threads, live=live),
+    worker = WorldWorker(lambda progress: open_world(kind, checkpoint, progress, options.threads, live=live,
+                                                     runtime=options.runtime),
                          source, options.seed, paced)
     worker.start()
     return worker
