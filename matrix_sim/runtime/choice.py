@@ -48,7 +48,7 @@ def default_runtime() -> str:
     return os.environ.get(RUNTIME_ENV) or "auto"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Runtime:
     """What plays the stream call (`stream`) and the decoder (`decoder`): a GraphSpec each, or None for torch."""
 
