@@ -16,6 +16,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")   # stdout carries the 
 
 from matrix_sim.arguments import OneLineParser, positive_int, stream_option
 from matrix_sim.config import CHECKPOINT_DIR, DEFAULT_VAE_DIR, ConfigError
+from matrix_sim.runtime import RUNTIMES
 
 PLAY = "play"
 DEFAULT_DATA = "data/world_a"          # prepare-data's recording: what the training configs read
@@ -44,6 +45,11 @@ def _cmd_bench(args) -> None:
         from matrix_sim.eval.bench_world import bench_world
 
         result = bench_world(args.runs, args.frames, args.width, args.height, progress=not args.quiet)
+    elif args.what == "runtime":
+        from matrix_sim.eval.bench_runtime import bench_runtime
+
+        result = bench_runtime(args.config, args.checkpoint, calls=args.calls, threads=args.threads,
+                               progress=not args.quiet, stream_overrides=parse_overrides(args.stream))
     elif args.what == "levers":
         from matrix_sim.eval.bench_levers import bench_levers
 
@@ -64,7 +70,7 @@ def _cmd_bench(args) -> None:
 
         result = bench_play(seconds=args.seconds, config=args.config, checkpoint=args.checkpoint,
                             progress=not args.quiet, video=args.video, threads=args.threads, upscaler=args.upscaler,
-                            stream_overrides=parse_overrides(args.stream))
+                            stream_overrides=parse_overrides(args.stream), runtime=args.runtime)
     _print_json(result, args.json)
 
 
@@ -177,10 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
     prep.set_defaults(func=_cmd_prepare_data, prompt=None, env=None)
 
     bench = sub.add_parser("bench", help="benchmarks that print one JSON object")
-    bench.add_argument("what", choices=["world", "play", "levers", "train", "soak"], help="world: source-world "
-                       "recording speed; play: the whole game loop on the world model (fps, latency, stages, "
-                       "utilisation, baseline); levers: the DiT's stream levers alone (context cache, block size, "
-                       "levels, threads, guidance); train: the config's training step (clips/s, utilisation; batch, "
+    bench.add_argument("what", choices=["world", "play", "levers", "train", "soak", "runtime"], help="world: "
+                       "source-world recording speed; play: the whole game loop on the world model (fps, latency, "
+                       "stages, utilisation, baseline); levers: the DiT's stream levers alone (context cache, block "
+                       "size, levels, threads, guidance); runtime: the DiT's stream call and the decoder on torch, ONNX "
+                       "Runtime and OpenVINO; train: the config's training step (clips/s, utilisation; batch, "
                        "autocast and thread levers); soak: the game loop, recording, for --minutes (fps and memory per "
                        "window, the mp4 checked)")
     bench.add_argument("--json", action="store_true", help="one line of JSON")
@@ -205,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     stream_option(bench, "play, levers: ")
     bench.add_argument("--upscaler", default="auto", help="play, soak: display upscaler (auto: as the "
                        "game picks)")
+    bench.add_argument("--runtime", choices=RUNTIMES, default=None, help="play: what runs the DiT and the decoder, "
+                       "as run_sim.py --runtime (default: $MATRIX_SIM_RUNTIME, else auto)")
     bench.set_defaults(func=_cmd_bench)
 
     tv = sub.add_parser("train-vae", help="train the frame autoencoder on recorded shards (torchrun for DDP)")

@@ -281,8 +281,8 @@ class FailingWorld:
 
 
 def test_recording_stays_valid_when_the_world_raises(tmp_path, monkeypatch):
-    def failing(kind, checkpoint, progress, threads=None, live=False):
-        handle = open_world(kind, checkpoint, progress, threads, live)
+    def failing(kind, checkpoint, progress, threads=None, live=False, runtime=None):
+        handle = open_world(kind, checkpoint, progress, threads, live, runtime)
         handle.world = FailingWorld(handle.world, 9)
         return handle
 

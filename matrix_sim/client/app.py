@@ -19,6 +19,7 @@ from matrix_sim.client.display import AUTO, UPSCALER_CHOICES
 from matrix_sim.client.options import DEFAULT_PROMPT, Options
 from matrix_sim.client.worlds import WORLD_KINDS, choose_kind
 from matrix_sim.config import DEFAULT_CHECKPOINT, ConfigError
+from matrix_sim.runtime import RUNTIMES
 
 log = logging.getLogger("matrix_sim.client")
 
@@ -45,6 +46,10 @@ def build_parser(prog: str = "python run_sim.py") -> OneLineParser:
     p.add_argument("--actions", type=Path, default=None, help="headless: YAML/JSON action script")
     p.add_argument("--threads", type=positive_int, default=None,
                    help="torch threads for the world model (default: every core but one on a CPU, for the display)")
+    p.add_argument("--runtime", choices=RUNTIMES, default=None,
+                   help="what runs the world model's DiT and frame decoder: torch, onnx (ONNX Runtime), openvino, or "
+                        "auto (the fastest that agrees with torch; torch when no engine is installed; the default, "
+                        "or $MATRIX_SIM_RUNTIME)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     return p
 

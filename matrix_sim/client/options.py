@@ -31,3 +31,5 @@ class Options:
     screenshots_dir: Path = Path("screenshots")
     progress: bool = True                  # tqdm bars
     threads: Optional[int] = None          # torch threads for the world model (None: device.game_threads)
+    runtime: Optional[str] = None          # what runs the model: torch, onnx, openvino, auto (None: $MATRIX_SIM_RUNTIME
+                                           # or auto; matrix_sim/runtime)

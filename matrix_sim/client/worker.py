@@ -203,7 +203,8 @@ def start_world(options, source, paced: bool) -> WorldWorker:
     kind, checkpoint = choose_kind(options.world, options.checkpoint)
     live = paced and isinstance(source, LiveSource)
     env = {"prompt": options.prompt} if is_gym_prompt(options.prompt) else {}    # an environment's ("doom map01")
-    worker = WorldWorker(lambda progress: open_world(kind, checkpoint, progress, options.threads, live=live, **env),
+    worker = WorldWorker(lambda progress: open_world(kind, checkpoint, progress, options.threads, live=live,
+                                                     runtime=options.runtime, **env),
                          source, options.seed, paced)
     worker.start()
     return worker

@@ -61,13 +61,14 @@ def choose_kind(kind: str, checkpoint: Optional[str]) -> tuple[str, Optional[Pat
 
 
 def open_world(kind: str, checkpoint: Optional[Path], progress: Progress, threads: Optional[int] = None,
-               live: bool = False, prompt: Optional[str] = None) -> WorldHandle:
+               live: bool = False, prompt: Optional[str] = None, runtime: Optional[str] = None) -> WorldHandle:
     """Build the world (slow for a model: runs in the client's world thread behind the loading screen); a model
     runs on device.game_threads torch threads (`threads` if given), set from this thread, which steps it.
     live: the player's real-time play; a model then decodes ahead and hosts its sampler in a process of its
     own where the device gains from them (stream/decode_ahead.py, stream/sampler_process.py), while a scripted
     run keeps every frame to the action its step was given. prompt: an engine world starting on a registered
-    Gymnasium environment's prompt ("doom map01") plays that environment (world/gym_world.py)."""
+    Gymnasium environment's prompt ("doom map01") plays that environment (world/gym_world.py). runtime: what runs
+    the model (matrix_sim/runtime; None: $MATRIX_SIM_RUNTIME, else auto)."""
     if kind == "engine":
         from matrix_sim.world.gym_world import source_of
 
@@ -86,6 +87,7 @@ def open_world(kind: str, checkpoint: Optional[Path], progress: Progress, thread
         import torch
 
         from matrix_sim.device import cpu_cores, game_threads, pick_device
+        from matrix_sim.runtime import default_runtime
         from matrix_sim.stream import WorldModel
     except ImportError as exc:
         raise WorldUnavailable(f"the world model (matrix_sim.stream) is not available in this build: {exc}") from None
@@ -96,7 +98,8 @@ def open_world(kind: str, checkpoint: Optional[Path], progress: Progress, thread
         log.info("world model on %d torch thread(s) of %d core(s)", use_threads, cpu_cores())
     try:
         world = WorldModel.from_pretrained(checkpoint, progress=progress, start_from_source=True,
-                                           decode_ahead=live, sampler_process=live)
+                                           decode_ahead=live, sampler_process=live,
+                                           runtime=runtime or default_runtime())
     except BaseException:
         torch.set_num_threads(before)
         raise

@@ -52,6 +52,7 @@ from matrix_sim.config import CONFIG_DIR
 from matrix_sim.device import compute_dtype, decodes_ahead, describe, game_threads, pick_device, samples_in_process
 from matrix_sim.eval.flops import count_flops, matmul_peak
 from matrix_sim.eval.timed_world import Parts, TimedWorldModel, load_parts
+from matrix_sim.runtime import TORCH, prepare_runtime
 from matrix_sim.world.renderer import create_context
 
 log = logging.getLogger(__name__)
@@ -254,7 +255,7 @@ def model_flops(parts: Parts, device: torch.device, prompt: str = DEFAULT_PROMPT
     embedding = parts.prompts.embed(prompt)
     action = torch.as_tensor(Action(forward=1.0).to_array())
     for kind in ("swin", "frame_by_frame"):
-        world = parts.world(device, kind)
+        world = dataclasses.replace(parts, runtime=TORCH).world(device, kind)     # the counter sees torch's ops
         world.reset(prompt, 0)
         for _ in range(world.sampler.config.filling_calls):
             world.sampler.step(action, embedding)
@@ -287,7 +288,7 @@ def bench_play(seconds: float = DEFAULT_SECONDS, config: str | Path = DEFAULT_CO
                checkpoint: Optional[str | Path] = None, progress: bool = True, *, video: Optional[str | Path] = None,
                device: Optional[str] = None, threads: Optional[int] = None, upscaler: str = AUTO,
                frame_size: Optional[tuple[int, int]] = None, seed: int = 0,
-               stream_overrides: Optional[dict] = None) -> dict:
+               stream_overrides: Optional[dict] = None, runtime: Optional[str] = None) -> dict:
     """Play `seconds` of Swin-DPM as configured and as the game plays it (on a CPU decoding ahead, the sampler
     in its own process), then seconds / 2 each with retarget_actions flipped, of the frame-by-frame baseline,
     without decoding ahead, with the sampler in the game's process, and on torch's own thread count; returns
@@ -296,7 +297,8 @@ def bench_play(seconds: float = DEFAULT_SECONDS, config: str | Path = DEFAULT_CO
     checkpoint: a world-model bundle (else a random-weight model of `config`'s shape); video: keep the main
     run's mp4 here (else a temporary file); threads: torch's intra-op threads (default: as the game picks,
     device.game_threads); frame_size: (width, height) of generated frames when the config's latent data is
-    absent (default 256x144); stream_overrides: StreamConfig fields to play instead of the model's (e.g. levels).
+    absent (default 256x144); stream_overrides: StreamConfig fields to play instead of the model's (e.g. levels);
+    runtime: what runs the DiT calls and decodes of the Swin-DPM runs, as the game's --runtime (default auto).
     """
     if seconds <= 0:
         raise ValueError(f"--seconds must be positive, got {seconds}")
@@ -307,6 +309,8 @@ def bench_play(seconds: float = DEFAULT_SECONDS, config: str | Path = DEFAULT_CO
     used_threads = game_threads(torch_device, threads) or old_threads
     try:
         parts = load_parts(config, checkpoint, seed=seed, frame_size=frame_size, stream_overrides=stream_overrides)
+        parts.runtime = prepare_runtime(runtime, parts.dit, parts.vae, parts.info.stream, parts.info.latent_shape,
+                                        checkpoint, torch_device, used_threads)
         flops = model_flops(parts, torch_device)
         screen = Screen(upscaler)
         renderer, used_upscaler = screen.renderer, screen.display.upscaler
@@ -353,7 +357,9 @@ def bench_play(seconds: float = DEFAULT_SECONDS, config: str | Path = DEFAULT_CO
     peaks.append(matmul_peak(torch_device, dtype))
     return {**_result(parts, runs, flops, max(peaks), dtype, video_frames, (used_threads, old_threads)),
             "peak_gflops_per_s_measured": [round(p, 1) for p in peaks], "seconds": seconds,
-            "upscaler": used_upscaler, **_machine(torch_device, used_threads, renderer)}
+            "upscaler": used_upscaler, "runtime": parts.runtime.label.removeprefix("runtime "),
+            "runtime_probe": parts.runtime.figures,
+            **_machine(torch_device, used_threads, renderer)}
 
 
 def _machine(device: torch.device, threads: int, renderer: str) -> dict:

@@ -27,6 +27,7 @@ from matrix_sim.models.autoencoder import FrameAutoencoder
 from matrix_sim.models.dit import WorldDiT
 from matrix_sim.models.loading import load_autoencoder
 from matrix_sim.models.prompt import PROMPT_DIM, PromptBank
+from matrix_sim.runtime import TORCH, Runtime
 from matrix_sim.stream import WorldModel, bundle
 from matrix_sim.stream.sampler import Block, Emitted, SwinSampler
 from matrix_sim.stream.sampler_process import SamplerProcess
@@ -129,18 +130,20 @@ class TimedWorldModel(WorldModel):
     """WorldModel with a timed sampler (Swin-DPM or the frame-by-frame baseline, in this process or its own)."""
 
     def __init__(self, dit, vae, prompts, info: bundle.BundleInfo, device: torch.device, sampler: str = "swin",
-                 decode_ahead: bool = False, sampler_process: bool = False):
+                 decode_ahead: bool = False, sampler_process: bool = False, runtime: Runtime = TORCH):
         self.clock = StageClock(device)
         self.kind = sampler
-        super().__init__(dit, vae, prompts, info, device, decode_ahead=decode_ahead, sampler_process=sampler_process)
+        super().__init__(dit, vae, prompts, info, device, decode_ahead=decode_ahead, sampler_process=sampler_process,
+                         runtime=runtime)
 
     def _open_sampler(self, in_process: bool):
         hosted, timed = SAMPLERS[self.kind]
         stream, shape = self.info.stream, self.info.latent_shape
+        runtime = self.runtime if self.kind == "swin" else TORCH     # the baseline's calls are of other shapes
         if in_process:
-            sampler = TimedSamplerProcess(self.dit, stream, shape, self.torch_device, hosted)
+            sampler = TimedSamplerProcess(self.dit, stream, shape, self.torch_device, runtime.hosted(hosted))
         else:
-            sampler = timed(self.dit, stream, shape, self.torch_device)
+            sampler = timed(runtime.stream_model(self.dit), stream, shape, self.torch_device)
         sampler.clock = self.clock
         return sampler
 
@@ -167,13 +170,15 @@ class Parts:
     prompts: PromptBank
     info: bundle.BundleInfo
     source: dict          # weights, autoencoder, prompts, config / checkpoint: what the figures were measured with
+    runtime: Runtime = TORCH        # what runs the Swin-DPM worlds' DiT calls and decodes (matrix_sim/runtime)
 
     def world(self, device: torch.device, sampler: str = "swin", retarget: Optional[bool] = None,
               decode_ahead: bool = False, sampler_process: bool = False) -> TimedWorldModel:
         info = self.info
         if retarget is not None:
             info = replace(info, stream=replace(info.stream, retarget_actions=retarget))
-        return TimedWorldModel(self.dit, self.vae, self.prompts, info, device, sampler, decode_ahead, sampler_process)
+        return TimedWorldModel(self.dit, self.vae, self.prompts, info, device, sampler, decode_ahead, sampler_process,
+                               self.runtime)
 
 
 class HashEncoder:

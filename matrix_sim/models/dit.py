@@ -202,9 +202,12 @@ class WorldDiT(ModelMixin, ConfigMixin):
         return level + self.action_embed(actions) + self.prompt_embed(prompt_emb)
 
     def forward(self, latents: torch.Tensor, levels: torch.Tensor, actions: torch.Tensor, prompt_emb: torch.Tensor,
-                cache: Optional[TemporalCache] = None, commit_frames: int = 0) -> torch.Tensor:
+                cache: Optional[TemporalCache] = None, commit_frames: int = 0,
+                rope: Optional[tuple[torch.Tensor, torch.Tensor]] = None) -> torch.Tensor:
         """v = noise - x0 for every frame. With `cache`, the frames continue the cached ones in time, and the
-        first `commit_frames` of them (clean context) have their keys/values appended to the cache."""
+        first `commit_frames` of them (clean context) have their keys/values appended to the cache. rope: the
+        frames' rotary tables (rope_tables), where the caller made them: an exported graph takes them as inputs,
+        so its frames' absolute positions stay exact float64 angles (matrix_sim/runtime)."""
         b, t, c, h, w = latents.shape
         p = self.config.patch_size
         if h % p or w % p:
@@ -216,8 +219,9 @@ class WorldDiT(ModelMixin, ConfigMixin):
         x = self.patch_in(tokens) + sincos_2d(rows, cols, self.config.width, latents.device).to(tokens.dtype)
         cond = self.condition(levels, actions, prompt_emb)
         start = cache.position if cache is not None else 0
-        positions = torch.arange(start, start + t, device=latents.device)
-        rope = rope_tables(positions, self.config.width // self.config.heads)
+        if rope is None:
+            positions = torch.arange(start, start + t, device=latents.device)
+            rope = rope_tables(positions, self.config.width // self.config.heads)
         for layer, block in enumerate(self.blocks):
             x = block(x, cond, rope, layer, cache, commit_frames)
         if cache is not None:

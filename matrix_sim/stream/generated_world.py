@@ -27,6 +27,7 @@ from matrix_sim.models.checkpoint import CheckpointError, load_model
 from matrix_sim.models.dit import WorldDiT
 from matrix_sim.models.loading import load_autoencoder
 from matrix_sim.models.prompt import PromptBank
+from matrix_sim.runtime import TORCH, Runtime, prepare_runtime
 from matrix_sim.stream import bundle
 from matrix_sim.stream.decode_ahead import DecodeAhead
 from matrix_sim.stream.sampler import Emitted, SwinSampler
@@ -47,18 +48,21 @@ def _no_progress(fraction: float, text: str) -> None:
 class WorldModel:
     def __init__(self, dit: WorldDiT, vae: FrameAutoencoder, prompts: PromptBank, info: bundle.BundleInfo,
                  device: Optional[torch.device] = None, starter: Optional[SourceStarter] = None,
-                 decode_ahead: bool = False, sampler_process: bool = False):
+                 decode_ahead: bool = False, sampler_process: bool = False, runtime: Optional[Runtime] = None):
         """decode_ahead: run DiT calls and decodes on two threads that overlap where the device gains from it
         (device.decodes_ahead); frames then follow the actions given to step by when each call starts, not one
         for one: the game's live play, not a scripted run. sampler_process: host the sampler in a child process
-        where the device gains from it (device.samples_in_process), on this thread's torch thread count."""
+        where the device gains from it (device.samples_in_process), on this thread's torch thread count. runtime:
+        what runs the DiT's stream call and the decoder (matrix_sim/runtime; default torch)."""
         self.torch_device = device or pick_device()
         self.dit = dit.to(self.torch_device).eval()
         self.vae = vae.to(self.torch_device).eval().to(memory_format=torch.channels_last)   # its fast layout
         self.prompts = prompts
         self.info = info
         self.frame_rate = info.frame_rate
-        self.device = describe(self.torch_device)        # what the client shows on the HUD
+        self.runtime = runtime or TORCH
+        self.device = f"{describe(self.torch_device)}, {self.runtime.label}"     # what the client shows on the HUD
+        self._decoder = self.runtime.decoder_for(self.vae)
         self.sampler = self._open_sampler(sampler_process and samples_in_process(self.torch_device))
         self._queue: deque[tuple[np.ndarray, Action]] = deque()
         self._ahead = DecodeAhead(self._call, self._frames) if decode_ahead and decodes_ahead(self.torch_device) \
@@ -74,11 +78,12 @@ class WorldModel:
     def from_pretrained(cls, checkpoint_dir: str | Path, progress: Optional[Progress] = None,
                         device: Optional[str] = None, start_from_source: bool = False,
                         stream_overrides: Optional[dict] = None, decode_ahead: bool = False,
-                        sampler_process: bool = False) -> "WorldModel":
+                        sampler_process: bool = False, runtime: str = "torch") -> "WorldModel":
         """Load a bundle (see matrix_sim.stream.bundle); progress(fraction, text) feeds a loading screen.
         start_from_source: reset and set_prompt start the scene from source-world frames (the game's choice).
         stream_overrides: inference settings of the stream to change (e.g. {"action_guidance": 3.0});
-        decode_ahead, sampler_process: see __init__."""
+        decode_ahead, sampler_process: see __init__; runtime: torch, onnx, openvino or auto (matrix_sim/runtime:
+        the engines' graphs are exported beside the checkpoint, torch plays where no engine is installed)."""
         progress = progress or _no_progress
         root = bundle.bundle_root(checkpoint_dir)
         info = bundle.read_info(root)
@@ -94,8 +99,12 @@ class WorldModel:
             raise CheckpointError(f"{root}: latent channels disagree: {channels}")
         progress(0.8, "loading prompt embeddings")
         prompts = PromptBank.load(root / bundle.PROMPTS_FILE)
-        world = cls(dit, vae, prompts, info, pick_device(device), decode_ahead=decode_ahead,
-                    sampler_process=sampler_process)
+        torch_device = pick_device(device)
+        if runtime != "torch":
+            progress(0.85, f"preparing the {runtime} runtime")
+        chosen = prepare_runtime(runtime, dit, vae, info.stream, info.latent_shape, root, torch_device)
+        world = cls(dit, vae, prompts, info, torch_device, decode_ahead=decode_ahead,
+                    sampler_process=sampler_process, runtime=chosen)
         if start_from_source:
             world.starter = starter_for(world)
         progress(1.0, f"world model ready on {world.device}")
@@ -172,8 +181,8 @@ class WorldModel:
         """The stream's sampler, in this process or a child of its own."""
         stream, shape = self.info.stream, self.info.latent_shape
         if in_process:
-            return SamplerProcess(self.dit, stream, shape, self.torch_device)
-        return SwinSampler(self.dit, stream, shape, self.torch_device)
+            return SamplerProcess(self.dit, stream, shape, self.torch_device, self.runtime.hosted(SwinSampler))
+        return SwinSampler(self.runtime.stream_model(self.dit), stream, shape, self.torch_device)
 
     def _restart(self, prompt: str, seed: int) -> None:
         if self._ahead is not None:
@@ -207,7 +216,7 @@ class WorldModel:
     def decode(self, emitted: Emitted) -> list[np.ndarray]:
         """An emitted block's latents as (H, W, 3) uint8 images."""
         latents = self.vae.from_model_space(emitted.latents).contiguous(memory_format=torch.channels_last)
-        return list(tensor_to_images(self.vae.decode(latents)))
+        return list(tensor_to_images(self._decoder(latents)))
 
     def _condition(self, prompt: str) -> None:
         self._embedding = self.prompts.embed(prompt)
