@@ -3,13 +3,12 @@ declared mapping turning the view both ways. Runs where the doom extra is instal
 import numpy as np
 import pytest
 
-pytest.importorskip("gymnasium")
-pytest.importorskip("vizdoom")
+from matrix_sim.actions import Action
+from matrix_sim.data.record import record
+from matrix_sim.data.shards import iter_episodes, read_manifest
+from matrix_sim.world.gym_world import GymWorld, UnknownLevel
 
-from matrix_sim.actions import Action  # noqa: E402
-from matrix_sim.data.record import record  # noqa: E402
-from matrix_sim.data.shards import iter_episodes, read_manifest  # noqa: E402
-from matrix_sim.world.gym_world import GymWorld, UnknownLevel  # noqa: E402
+pytestmark = pytest.mark.doom          # deselected by default: the extra lives in an environment of its own
 
 
 @pytest.fixture(scope="module")

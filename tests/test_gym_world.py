@@ -4,17 +4,17 @@ without gymnasium or vizdoom."""
 import subprocess
 import sys
 
+import gymnasium
 import numpy as np
 import pytest
 
 from matrix_sim.actions import Action
-from matrix_sim.world.gym_world import (ButtonMapping, Condition, GymSource, GymWorld, LinearMapping, Rule, RuleMapping,
+from matrix_sim.world.gym_world import (Condition, GymSource, GymWorld, Rule, RuleMapping,
                                         UnknownLevel, check_mapping, fit_frame, mapping_from_dict, register,
                                         unregister)
 
 from wm_helpers import hash_bank, one_thread, save_tiny_vae, training_texts, write_config  # noqa: F401 (autouse)
 
-gymnasium = pytest.importorskip("gymnasium")
 
 COLOURS = {"red": (220, 40, 30), "blue": (30, 60, 220)}
 SQUARE_MAPPING = RuleMapping((Rule.of("forward > 0.3", 1), Rule.of("forward < -0.3", 2), Rule.of("turn < -0.3", 3),
