@@ -83,7 +83,8 @@ def _cmd_train_vae(args) -> None:
 def _cmd_train(args) -> None:
     from matrix_sim.train.world_model import train
 
-    summary = train(args.config, steps=args.steps, device=args.device, progress=not args.quiet)
+    summary = train(args.config, steps=args.steps, device=args.device, progress=not args.quiet,
+                    run_dir=args.run_dir, batch_size=args.batch_size)
     print(summary.run_dir)
 
 
@@ -228,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     tw.add_argument("--config", default="configs/tiny-cpu.yaml")
     tw.add_argument("--steps", type=positive_int, default=None, help="stop at this step instead of the config's")
     tw.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best present)")
+    tw.add_argument("--run-dir", default=None, help="the run folder instead of the config's (resumed if it has state)")
+    tw.add_argument("--batch-size", type=positive_int, default=None, help="clips a step over all processes, instead "
+                    "of the config's")
     tw.set_defaults(func=_cmd_train)
 
     enc = sub.add_parser("encode", help="turn recorded shards into latent shards for world-model training")

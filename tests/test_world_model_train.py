@@ -165,6 +165,27 @@ def test_inference_settings_may_change_between_resumes_but_the_window_may_not(tm
         train(write_config(tmp_path, data, tmp_path / "run", vae, steps=6, stream=longer), progress=False)
 
 
+def test_the_command_line_moves_the_run_and_sets_the_batch(tmp_path, data, vae, monkeypatch):
+    """`train --run-dir DIR --batch-size N` trains the config's recipe in DIR on N clips a step (the GPU script's
+    way of running the shipped config unchanged)."""
+    import shutil
+
+    from matrix_sim.cli import main
+    from matrix_sim.train.latents import LatentShards as Shards
+
+    config = write_config(tmp_path, data, tmp_path / "configured", vae, steps=1, batch_size=4)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(tmp_path / "configured" / "prompts-train.safetensors", elsewhere)    # no real prompt encoder
+    drawn = []
+    sample = Shards.sample
+    monkeypatch.setattr(Shards, "sample", lambda self, rng, n, *a: drawn.append(n) or sample(self, rng, n, *a))
+    assert main(["-q", "train", "--config", str(config), "--run-dir", str(elsewhere), "--batch-size", "3",
+                 "--steps", "2"]) == 0
+    assert (elsewhere / "dit" / "config.json").is_file() and not (tmp_path / "configured" / "dit").exists()
+    assert drawn and set(drawn) == {3}
+
+
 def test_a_new_run_starts_from_a_shipped_bundle(tmp_path, data, vae):
     train(write_config(tmp_path, data, tmp_path / "first", vae, steps=2), progress=False)
     frozen = write_config(tmp_path, data, tmp_path / "second", vae, steps=1, lr=0.0, init_from=str(tmp_path / "first"))

@@ -127,8 +127,14 @@ def training_stream(stream: StreamConfig) -> dict:
 
 
 def train(config_path: str | Path, steps: int | None = None, device: str | None = None,
-          progress: bool = True) -> TrainSummary:
+          progress: bool = True, run_dir: str | Path | None = None, batch_size: int | None = None) -> TrainSummary:
+    """Train (or resume) the config's run; run_dir and batch_size replace the config's, so one recipe runs on
+    any machine (a GPU takes a larger batch: scripts/train-gpu.sh)."""
     cfg = load_config(config_path)
+    if run_dir is not None:
+        cfg = replace(cfg, run_dir=str(run_dir))
+    if batch_size is not None:
+        cfg = replace(cfg, train=replace(cfg.train, batch_size=batch_size))
     d = init_distributed(pick_device(device))
     run_dir = Path(cfg.run_dir)
     try:
