@@ -33,7 +33,7 @@ def test_bf16_is_chosen_where_it_wins_the_race(monkeypatch):
 
 
 def test_float32_is_kept_where_bf16_loses_or_barely_wins(monkeypatch):
-    race(monkeypatch, native=True, fp32_s=0.42e-3, bf16_s=0.75e-3)       # the 2-core Xeon of session 4
+    race(monkeypatch, native=True, fp32_s=0.42e-3, bf16_s=0.75e-3)       # a CPU with native bf16
     assert device.compute_dtype(CPU) == torch.float32
     device.cpu_bf16_is_faster.cache_clear()
     race(monkeypatch, native=True, fp32_s=1.0e-3, bf16_s=0.95e-3)        # inside the margin

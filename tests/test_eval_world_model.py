@@ -1,4 +1,4 @@
-"""Issue 4's evaluation: the inverse-dynamics probe and `eval` on a tiny random-weight world model."""
+"""The world model's evaluation: the inverse-dynamics probe and `eval` on a tiny random-weight world model."""
 import dataclasses
 import json
 

@@ -57,8 +57,8 @@ def test_cached_context_gives_the_same_prediction():
 
 def test_every_projection_is_one_matmul_in_bfloat16():
     """The temporal attention sees each token position's frames as a row; handed to its projections as a strided
-    view, bfloat16 matmuls copied the weight once per position (a batched matmul) and made the stream call 2x
-    slower than float32 on a 2-core AMX Xeon (34 against 19 ms; 17 ms once contiguous: README, session 10)."""
+    view, bfloat16 matmuls copy the weight once per position (a batched matmul), which makes the stream call
+    about twice as slow as float32 on a CPU with AMX (docs/performance.md)."""
     model = randomised(WorldDiT(**TINY_MODEL))
     x, s, a, p = (t[:1] for t in inputs(6))          # the stream's batch of one, where the view was strided
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16), \

@@ -58,7 +58,7 @@ def world_sheet(out: str | Path, seed: int = 1, warmup: int = 24, width: int = 2
 def video_sheet(video: str | Path, out: str | Path, every_s: float = 2.5, cols: int = 4,
                 width: int = 320) -> Path:
     """A frame of an mp4 every `every_s` seconds, scaled to `width`, captioned with its time: how a recorded
-    or generated video looks at a glance (the README shows the world-model demo this way)."""
+    or generated video looks at a glance (the model card shows the world-model demo this way)."""
     import av
 
     images, labels = [], []

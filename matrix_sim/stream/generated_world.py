@@ -159,7 +159,7 @@ class WorldModel:
 
     def set_prompt(self, prompt: str) -> None:
         """Takes effect on the frames still in the window and every frame after; with a starter, the stream
-        cuts to real frames of the new scene (the model alone switches slowly, see the README)."""
+        cuts to real frames of the new scene (the model alone switches slowly: its model card)."""
         if self.starter is not None and self._embedding is not None:
             index = self.index                 # frames keep counting across the cut
             self.prime(*self.starter.clip(self._preset_of(prompt), index + 1), prompt, index + 1)

@@ -1,7 +1,7 @@
 """Real first frames for the generated world: the source world renders a few frames of the prompt's scene.
 
 A stream started from the prompt alone has to invent a whole scene in L denoising steps with no context;
-the shipped tiny model does that poorly (murky, see the README), while it continues real context well. So
+the shipped tiny model does that poorly (murky: its model card), while it continues real context well. So
 the game starts each scene, and cuts to a new one on a prompt switch, from a short source-world drive of
 that scene (the nearest preset's for free text); every frame after those is generated. Evaluation drives
 WorldModel without a starter and measures the model alone.

@@ -1,4 +1,4 @@
-"""Per-frame noise levels for training, shaped like the stream the model will run in (DESIGN.md).
+"""Per-frame noise levels for training, shaped like the stream the model will run in (docs/design.md).
 
 Most steps mirror inference: K context frames lightly noised (augmentation against drift), then window
 blocks at the staggered levels s_1..s_L with jitter; sometimes the context is shorter or absent and the
