@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -26,6 +27,27 @@ RACE_SHAPE = (1152, 128, 512)     # tokens x width x MLP hidden: one of the worl
 RACE_REPEATS = 20
 RACE_MARGIN = 1.1                 # bfloat16 must be this much faster to be worth its lost precision
 GAME_RESERVED_CORES = 1           # the game's display, HUD and mp4 encoder run beside the world model
+
+
+@lru_cache(maxsize=1)
+def cpu_description() -> tuple[str, frozenset[str]]:
+    """The CPU's model name (the machine type where /proc/cpuinfo has none) and its flags: what every benchmark
+    names its host by."""
+    name, flags = "", frozenset()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and not name:
+                name = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = frozenset(value.split())
+    except OSError:
+        pass
+    return name or platform.processor() or platform.machine(), flags
+
+
+def cpu_name() -> str:
+    return cpu_description()[0]
 
 
 @lru_cache(maxsize=1)

@@ -15,7 +15,8 @@ from typing import Optional
 import numpy as np
 from tqdm import tqdm
 
-from matrix_sim.actions import ACTION_DIM, ACTION_FIELDS
+from matrix_sim.actions import ACTION_FIELDS
+from matrix_sim.data.policy import play_episode
 from matrix_sim.data.shards import FORMAT, Episode, episode_name, write_episode, write_manifest
 from matrix_sim.world.gym_world import GymSource, GymWorld, get_source, policy_for, source_of
 
@@ -85,21 +86,8 @@ def record_gym(out: str | Path, episodes: int, frames: int, seed: int, width: in
 
 
 def record_gym_episode(world: GymWorld, prompt: str, seed: int, frames: int, meta: dict, bar=None) -> Episode:
-    """The policy plays `frames` frames of the prompt's level; shard convention (frames[t + 1] is what
-    actions[t] produced)."""
-    frame = world.reset(prompt, seed)
-    policy = policy_for(world, seed + 1)
-    images = np.empty((frames, world.height, world.width, 3), dtype=np.uint8)
-    actions = np.empty((frames, ACTION_DIM), dtype=np.float32)
-    poses = np.empty((frames, 4), dtype=np.float32)
-    for t in range(frames):
-        action = policy.act(frame)
-        images[t], actions[t], poses[t] = frame.image, action.to_array(), frame.pose
-        if t + 1 < frames:
-            frame = world.step(action)
-        if bar is not None:
-            bar.update(1)
-    return Episode(images, actions, poses, meta)
+    """The environment's policy plays `frames` frames of the prompt's level."""
+    return play_episode(world, prompt, seed, frames, meta, lambda: policy_for(world, seed + 1), bar)
 
 
 def drive_gym(world: GymWorld, prompt: str, seed: int, frames: int) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,7 @@ tests and for sizing the mix.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -367,9 +367,18 @@ def drive(world: SourceWorld, prompt: str, seed: int, frames: int,
 
 
 def record_episode(world: SourceWorld, prompt: str, seed: int, frames: int, meta: dict, bar=None) -> Episode:
-    """One episode of the policy in the scene from its reset: frames, actions and poses (bar: a tqdm to advance)."""
+    """One episode of the exploration policy in the scene from its reset (bar: a tqdm to advance)."""
+    return play_episode(world, prompt, seed, frames, meta, lambda: ExplorationPolicy(seed + 1, seed, world.s.roads),
+                        bar)
+
+
+def play_episode(world, prompt: str, seed: int, frames: int, meta: dict, make_policy: Callable[[], object],
+                 bar=None) -> Episode:
+    """`frames` frames of a world from its reset under a policy (made after the reset, from the world it sees):
+    images, the actions taken at them and poses, in the shard convention (frames[t + 1] is what actions[t]
+    produced)."""
     frame = world.reset(prompt, seed)
-    policy = ExplorationPolicy(seed + 1, seed, world.s.roads)
+    policy = make_policy()
     images = np.empty((frames, world.height, world.width, 3), dtype=np.uint8)
     actions = np.empty((frames, ACTION_DIM), dtype=np.float32)
     poses = np.empty((frames, 4), dtype=np.float32)

@@ -25,7 +25,6 @@ import dataclasses
 import logging
 import math
 import os
-import platform
 import random
 import statistics
 import tempfile
@@ -49,7 +48,8 @@ from matrix_sim.client.recorder import Recorder
 from matrix_sim.client.worker import LiveSource, WorldWorker
 from matrix_sim.client.worlds import WorldHandle
 from matrix_sim.config import CONFIG_DIR
-from matrix_sim.device import compute_dtype, decodes_ahead, describe, game_threads, pick_device, samples_in_process
+from matrix_sim.device import (compute_dtype, cpu_name, decodes_ahead, describe, game_threads, pick_device,
+                               samples_in_process)
 from matrix_sim.eval.flops import count_flops, matmul_peak
 from matrix_sim.eval.timed_world import Parts, TimedWorldModel, load_parts
 from matrix_sim.runtime import TORCH, prepare_runtime
@@ -267,16 +267,6 @@ def model_flops(parts: Parts, device: torch.device, prompt: str = DEFAULT_PROMPT
     return out
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _summary(run: dict, gflop_per_frame: float, peak: float) -> dict:
     gflops = gflop_per_frame * run["fps"]
     return {"fps": run["fps"], "latency_ms": run["latency_ms"], "flicker": run["flicker"],
@@ -363,7 +353,7 @@ def bench_play(seconds: float = DEFAULT_SECONDS, config: str | Path = DEFAULT_CO
 
 
 def _machine(device: torch.device, threads: int, renderer: str) -> dict:
-    return {"device": describe(device), "cpu": _cpu_name(), "cpu_count": os.cpu_count(), "torch_threads": threads,
+    return {"device": describe(device), "cpu": cpu_name(), "cpu_count": os.cpu_count(), "torch_threads": threads,
             "thread_env": {k: os.environ[k] for k in THREAD_ENV if k in os.environ}, "gl_renderer": renderer,
             "torch": torch.__version__}
 

@@ -24,8 +24,8 @@ import torch
 from tqdm import tqdm
 
 from matrix_sim.actions import Action
-from matrix_sim.device import compute_dtype, cpu_has_native_bf16, describe, game_threads, pick_device
-from matrix_sim.eval.bench_play import DEFAULT_CONFIG, _cpu_name
+from matrix_sim.device import compute_dtype, cpu_has_native_bf16, cpu_name, describe, game_threads, pick_device
+from matrix_sim.eval.bench_play import DEFAULT_CONFIG
 from matrix_sim.eval.timed_world import load_parts
 from matrix_sim.models.autoencoder import tensor_to_images
 from matrix_sim.runtime.choice import AGREEMENT, cache_folder, cached_graph
@@ -163,7 +163,7 @@ def _bench(parts, dit, vae, stream, latent_shape, checkpoint, calls, threads, pr
             results[name]["torch_calls"] = model.calls["torch"]
     return {"runtimes": results, "auto": _auto(results, device), "calls": calls, "blocks_compared": len(reference),
             "export_s": export_s, "engines": {e: engine_version(e) for e in engines}, "threads": threads,
-            "device": describe(device), "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
+            "device": describe(device), "cpu": cpu_name(), "cpu_count": os.cpu_count(),
             "native_bf16": cpu_has_native_bf16(), "torch": torch.__version__, "stream": asdict(stream),
             "latent_shape": list(latent_shape), **parts.source}
 

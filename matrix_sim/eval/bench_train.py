@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from matrix_sim.device import (DTYPE_ENV, compute_dtype, cpu_cores, cpu_has_native_bf16, describe,
+from matrix_sim.device import (DTYPE_ENV, compute_dtype, cpu_cores, cpu_description, cpu_has_native_bf16, describe,
                                pick_device)
 from matrix_sim.eval.flops import PEAK_SIZE, count_flops, matmul_peak
 from matrix_sim.eval.timed_world import FRAME_SIZE, RANDOM_INIT_STD, VAE_FACTOR, HashEncoder
@@ -153,17 +153,8 @@ def _dtype(name: Optional[str]):
 
 def cpu_info() -> dict:
     """The CPU's model name, the vector / matrix flags that decide its bf16 speed, and its core counts."""
-    name, flags = "", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and not name:
-                name = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
-    except OSError:
-        pass
-    return {"model": name or None, "flags": {flag: flag in flags for flag in CPU_FLAGS},
+    name, flags = cpu_description()
+    return {"model": name, "flags": {flag: flag in flags for flag in CPU_FLAGS},
             "native_bf16": cpu_has_native_bf16(), "cpu_count": os.cpu_count(), "cores_usable": cpu_cores()}
 
 

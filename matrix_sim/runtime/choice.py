@@ -27,7 +27,7 @@ from typing import Callable, Optional
 
 import torch
 
-from matrix_sim.device import autocast, compute_dtype
+from matrix_sim.device import autocast, compute_dtype, cpu_name
 from matrix_sim.runtime import RUNTIME_ENV, RUNTIMES
 from matrix_sim.runtime.engines import ENGINES, Engine, EngineUnavailable, LABELS, engine_module, engine_version, \
     open_engine
@@ -194,18 +194,8 @@ def _pick(figures: dict, auto: bool) -> str:
 def _decision_path(folder: Path, stream: Path, decoder: Path, engines: list[str], threads: int,
                    precision: str, device: torch.device) -> Path:
     parts = [stream.name, decoder.name, str(threads), precision, str(compute_dtype(device)), platform.processor(),
-             _cpu_name(), torch.__version__, *(f"{e}={engine_version(e)}" for e in engines)]
+             cpu_name(), torch.__version__, *(f"{e}={engine_version(e)}" for e in engines)]
     return folder / f"choice-{hashlib.sha256('|'.join(parts).encode()).hexdigest()[:20]}.json"
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 def prepare_runtime(choice: Optional[str], dit, vae, stream_config, latent_shape, checkpoint: Optional[str | Path],
