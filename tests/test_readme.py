@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 MAX_LINES = 300
 
-INSTALL = 'pip install torch==2.13.0 -e ".[dev]" && python run_sim.py'
+INSTALL = 'pip install torch==2.13.0 -e ".[dev,runtime]" && python run_sim.py'
 TEST = "python -m pytest"
 
 # The commands the test runs; "out.mp4" is written to a temporary folder instead of the repository.
