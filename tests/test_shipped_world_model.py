@@ -13,7 +13,6 @@ from matrix_sim.actions import Action
 from matrix_sim.checkpoints import find_checkpoint
 from matrix_sim.device import game_threads
 from matrix_sim.eval.heldout import heldout_clips
-from matrix_sim.eval.metrics import psnr
 from matrix_sim.eval.rollout import continue_frames
 from matrix_sim.eval.scene_classifier import SceneClassifier
 from matrix_sim.stream import WorldModel
