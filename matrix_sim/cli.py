@@ -116,7 +116,7 @@ def _cmd_eval(args) -> None:
 
 
 def _cmd_train_probe(args) -> None:
-    from matrix_sim.eval.probe import train_probe
+    from matrix_sim.train.probe import train_probe
 
     _print_json(train_probe(args.data, args.out, steps=args.steps, batch_size=args.batch_size,
                             time_limit_s=args.time_limit, progress=not args.quiet), one_line=False)

@@ -12,7 +12,8 @@ from matrix_sim.data.shards import FORMAT, Episode, episode_name, write_episode,
 from matrix_sim.eval.drift import STATS, drift_eval, frame_stats, real_run, window_means
 from matrix_sim.eval.heldout import HeldoutClip, heldout_clips
 from matrix_sim.eval.played_actions import played_frames
-from matrix_sim.eval.probe import load_probe, train_probe
+from matrix_sim.eval.probe import load_probe
+from matrix_sim.train.probe import train_probe
 from matrix_sim.eval.prompt_switch import switch_frame
 from matrix_sim.eval.rollout import continue_frames
 from matrix_sim.eval.scene_classifier import SceneClassifier, colour_histograms
