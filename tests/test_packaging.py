@@ -16,6 +16,7 @@ import pytest
 from matrix_sim.checkpoints import find_checkpoint
 from matrix_sim.cli import main
 from matrix_sim.client.worlds import choose_kind
+from matrix_sim.data.policy import POLICY_VERSION
 from matrix_sim.config import DEFAULT_CHECKPOINT
 
 REPO = Path(__file__).resolve().parent.parent
@@ -80,7 +81,8 @@ def test_prepare_data_records_then_encodes_and_resumes(tmp_path, capsys):
     assert capsys.readouterr().out.strip() == str(out / "latents")
     shards = json.loads((out / "manifest.json").read_text())
     latents = json.loads((out / "latents" / "manifest.json").read_text())
-    assert shards["args"] == {"episodes": 2, "frames": 16, "seed": 5, "width": 128, "height": 72, "prompt": None}
+    assert shards["args"] == {"episodes": 2, "frames": 16, "seed": 5, "width": 128, "height": 72, "prompt": None,
+                              "policy": POLICY_VERSION}
     assert [e["file"] for e in latents["episodes"]] == [e["file"] for e in shards["episodes"]]
     for entry in latents["episodes"]:
         with np.load(out / "latents" / entry["file"]) as episode:

@@ -80,6 +80,15 @@ def test_resume_refuses_a_directory_recorded_with_other_arguments(tmp_path):
         record(tmp_path / "a", episodes=1, frames=4, seed=2, progress=False)
 
 
+def test_resume_refuses_footage_of_another_policy(tmp_path, monkeypatch):
+    import matrix_sim.data.record as recorder
+
+    record(tmp_path / "a", episodes=1, frames=4, seed=1, progress=False)
+    monkeypatch.setattr(recorder, "POLICY_VERSION", recorder.POLICY_VERSION + 1)
+    with pytest.raises(ValueError, match="other arguments"):
+        record(tmp_path / "a", episodes=1, frames=4, seed=1, progress=False)
+
+
 def test_episode_plan_covers_biomes_and_modes():
     plan = episode_plan(24, seed=0)
     assert len({scene.biome for _, scene in plan}) == 6

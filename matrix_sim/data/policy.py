@@ -27,6 +27,7 @@ from matrix_sim.world.terrain import road_distance, road_heading
 if TYPE_CHECKING:
     from matrix_sim.world.engine import SourceWorld
 
+POLICY_VERSION = 2      # in a recording's arguments: footage of another policy is not resumed as if it were this one's
 WARMUP_FRAMES = 16      # the exploration policy's first frames (pulling away), left out of footage used as is
 BEHAVIOURS = ("follow", "turn", "offroad", "spin", "stop", "reverse", "idle", "strafe")
 SHARE_CATEGORIES = ("on_road_following", "off_road", "open_ground", "turning_hard", "spinning", "reversing", "stopped",

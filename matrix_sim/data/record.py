@@ -12,7 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from matrix_sim.actions import ACTION_FIELDS
-from matrix_sim.data.policy import record_episode
+from matrix_sim.data.policy import POLICY_VERSION, record_episode
 from matrix_sim.data.shards import FORMAT, MANIFEST, episode_name, read_manifest, write_episode, write_manifest
 from matrix_sim.world.engine import SourceWorld
 from matrix_sim.world.scenes import Scene, parse_prompt, scene_catalog
@@ -62,7 +62,8 @@ def record(out: str | Path, episodes: int, frames: int, seed: int, width: int = 
     if episodes <= 0 or frames <= 0:
         raise ValueError(f"--episodes and --frames must be positive, got {episodes} and {frames}")
     plan = episode_plan(episodes, seed, prompt)
-    args = {"episodes": episodes, "frames": frames, "seed": seed, "width": width, "height": height, "prompt": prompt}
+    args = {"episodes": episodes, "frames": frames, "seed": seed, "width": width, "height": height, "prompt": prompt,
+            "policy": POLICY_VERSION}
     out = prepare_out_dir(out, args)
     world = SourceWorld(width, height)
     manifest = {"format": FORMAT, "width": width, "height": height, "frame_rate": world.s.frame_rate,
