@@ -16,8 +16,8 @@ import pytest
 from matrix_sim.checkpoints import find_checkpoint
 from matrix_sim.cli import main
 from matrix_sim.client.worlds import choose_kind
-from matrix_sim.data.policy import POLICY_VERSION
 from matrix_sim.config import DEFAULT_CHECKPOINT
+from matrix_sim.data.policy import POLICY_VERSION
 
 REPO = Path(__file__).resolve().parent.parent
 NO_MODEL = "no world model at checkpoints/tiny-cpu: run from the repository folder, pass --checkpoint DIR"
