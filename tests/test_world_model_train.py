@@ -18,7 +18,7 @@ from matrix_sim.train.levels import Layout, LevelMix, sample_layout, training_le
 from matrix_sim.train.optim import OptimSettings, warmup_stable_cooldown
 from matrix_sim.train.run_state import STATE_FILE
 from matrix_sim.train.latents import ClipBatch
-from matrix_sim.train.world_model import LOG_FILE, context_rows, cut_scenes, flow_loss, train
+from matrix_sim.train.world_model import LOG_FILE, context_rows, cut_scenes, train
 
 from wm_helpers import (TINY_MODEL, TINY_STREAM, one_thread, save_tiny_vae, write_config,  # noqa: F401 (autouse)
                         write_latent_shards)

@@ -4,7 +4,6 @@ Drawn with pygame into small RGBA panels in canvas pixels (1280x720); the displa
 """
 from __future__ import annotations
 
-import time
 from collections import deque
 from dataclasses import dataclass, field
 

@@ -6,7 +6,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from matrix_sim.data.policy import record_episode
