@@ -8,7 +8,6 @@ prompt itself as the episode's text. Resumable like `record`: finished episodes 
 """
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Optional
 
@@ -17,10 +16,8 @@ from tqdm import tqdm
 
 from matrix_sim.actions import ACTION_FIELDS
 from matrix_sim.data.policy import play_episode
-from matrix_sim.data.shards import FORMAT, Episode, episode_name, write_episode, write_manifest
+from matrix_sim.data.shards import FORMAT, Episode, episode_name
 from matrix_sim.world.gym_world import GymSource, GymWorld, get_source, policy_for, source_of
-
-log = logging.getLogger(__name__)
 
 
 def resolve_source(env: Optional[str], prompt: Optional[str]) -> GymSource:
@@ -52,7 +49,7 @@ def gym_plan(source: GymSource, episodes: int, seed: int, prompt: Optional[str])
 
 def record_gym(out: str | Path, episodes: int, frames: int, seed: int, width: int = 256, height: int = 144,
                env: Optional[str] = None, prompt: Optional[str] = None, progress: bool = True) -> Path:
-    from matrix_sim.data.record import prepare_out_dir
+    from matrix_sim.data.record import add_episode, prepare_out_dir
 
     if episodes <= 0 or frames <= 0:
         raise ValueError(f"--episodes and --frames must be positive, got {episodes} and {frames}")
@@ -70,14 +67,9 @@ def record_gym(out: str | Path, episodes: int, frames: int, seed: int, width: in
             name = episode_name(index)
             meta = {"index": index, "seed": env_seed, "prompt": episode_prompt, "env": source.name,
                     "level": source.level_of(episode_prompt), "mode": GymWorld.mode}
-            if not (out / name).exists():
-                world = world or GymWorld(source, width, height)
-                write_episode(out / name, record_gym_episode(world, episode_prompt, env_seed, frames, meta, bar))
-            else:
-                log.info("keeping %s (already recorded)", name)
-                bar.update(frames)
-            manifest["episodes"].append({"file": name, "frames": frames, **meta})
-            write_manifest(out, manifest)
+            world = world or (None if (out / name).exists() else GymWorld(source, width, height))
+            add_episode(out, manifest, name, frames, meta, bar,
+                        lambda: record_gym_episode(world, episode_prompt, env_seed, frames, meta, bar))
     finally:
         bar.close()
         if world is not None:

@@ -7,13 +7,15 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from tqdm import tqdm
 
 from matrix_sim.actions import ACTION_FIELDS
 from matrix_sim.data.policy import POLICY_VERSION, record_episode
-from matrix_sim.data.shards import FORMAT, MANIFEST, episode_name, read_manifest, write_episode, write_manifest
+from matrix_sim.data.shards import (FORMAT, MANIFEST, Episode, episode_name, read_manifest, write_episode,
+                                    write_manifest)
 from matrix_sim.world.engine import SourceWorld
 from matrix_sim.world.scenes import Scene, parse_prompt, scene_catalog
 
@@ -74,14 +76,22 @@ def record(out: str | Path, episodes: int, frames: int, seed: int, width: int = 
             name = episode_name(index)
             meta = {"index": index, "seed": world_seed, "prompt": scene.prompt, "biome": scene.biome,
                     "time": scene.time, "weather": scene.weather, "mode": scene.mode}
-            if not (out / name).exists():
-                write_episode(out / name, record_episode(world, scene.prompt, world_seed, frames, meta, bar))
-            else:
-                log.info("keeping %s (already recorded)", name)
-                bar.update(frames)
-            manifest["episodes"].append({"file": name, "frames": frames, **meta})
-            write_manifest(out, manifest)
+            add_episode(out, manifest, name, frames, meta, bar,
+                        lambda: record_episode(world, scene.prompt, world_seed, frames, meta, bar))
     finally:
         bar.close()
         world.close()
     return out
+
+
+def add_episode(out: Path, manifest: dict, name: str, frames: int, meta: dict, bar,
+                make: Callable[[], Episode]) -> None:
+    """Write the episode `make()` records as `name` (or keep the one a resumed recording already holds) and list
+    it in the manifest, rewritten after every episode so an interrupted recording resumes where it stopped."""
+    if not (out / name).exists():
+        write_episode(out / name, make())
+    else:
+        log.info("keeping %s (already recorded)", name)
+        bar.update(frames)
+    manifest["episodes"].append({"file": name, "frames": frames, **meta})
+    write_manifest(out, manifest)
