@@ -14,7 +14,7 @@ from pathlib import Path
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")   # stdout carries the commands' JSON
 
-from matrix_sim.arguments import OneLineParser, positive_int, stream_option
+from matrix_sim.arguments import OneLineParser, positive_float, positive_int, stream_option
 from matrix_sim.config import CHECKPOINT_DIR, DEFAULT_VAE_DIR, ConfigError
 from matrix_sim.runtime import RUNTIMES
 
@@ -26,7 +26,7 @@ def _cmd_record(args) -> None:
     from matrix_sim.data.record import record
 
     out = record(args.out, args.episodes, args.frames, args.seed, args.width, args.height, args.prompt,
-                 progress=not args.quiet, env=args.env)
+                 progress=not args.quiet, env=args.env, workers=args.workers)
     logging.getLogger("matrix_sim").info("recorded %d episodes of %d frames to %s", args.episodes, args.frames, out)
 
 
@@ -84,7 +84,7 @@ def _cmd_train(args) -> None:
     from matrix_sim.train.world_model import train
 
     summary = train(args.config, steps=args.steps, device=args.device, progress=not args.quiet,
-                    run_dir=args.run_dir, batch_size=args.batch_size)
+                    run_dir=args.run_dir, batch_size=args.batch_size, minutes=args.minutes)
     print(summary.run_dir)
 
 
@@ -150,6 +150,8 @@ def _prog() -> str:
 def _recording_size(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width", type=positive_int, default=256)
     parser.add_argument("--height", type=positive_int, default=144)
+    parser.add_argument("--workers", type=positive_int, default=1, help="processes recording the source world "
+                        "side by side (the same bytes as one)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -230,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     tw.add_argument("--steps", type=positive_int, default=None, help="stop at this step instead of the config's")
     tw.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best present)")
     tw.add_argument("--run-dir", default=None, help="the run folder instead of the config's (resumed if it has state)")
+    tw.add_argument("--minutes", type=positive_float, default=None, help="a time budget: the last step (and the "
+                    "cooldown before it) is set from the measured rate, so the run ends in about this time")
     tw.add_argument("--batch-size", type=positive_int, default=None, help="clips a step over all processes, instead "
                     "of the config's")
     tw.set_defaults(func=_cmd_train)

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 gpus="$(python -c 'import torch; print(torch.cuda.device_count())')"
 [[ "$gpus" -ge 1 ]] || { echo "error: no CUDA device here; on a CPU run python -m matrix_sim train" >&2; exit 2; }
-python -m matrix_sim prepare-data                       # data/world_a and its latents (kept if already there)
+python -m matrix_sim prepare-data --workers "$(nproc)"  # data/world_a and its latents (kept if already there)
 torchrun --standalone --nproc_per_node "$gpus" -m matrix_sim train --config configs/tiny-cpu.yaml \
   --run-dir "$out" --steps "$steps" --batch-size "$batch"
 python -m matrix_sim eval --json --checkpoint "$out" > "$out/eval.json"

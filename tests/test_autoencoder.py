@@ -167,6 +167,21 @@ def test_ddp_training_with_two_cpu_processes(tmp_path, small_shards, adversarial
     assert state["step"] == 3 and ("discriminator" in state) == bool(adversarial)
 
 
+def test_episodes_are_read_ahead_in_order(monkeypatch):
+    import random
+    import time
+
+    from matrix_sim.data import encode
+
+    def slow_read(path):
+        time.sleep(random.uniform(0, 0.01))
+        return path
+
+    monkeypatch.setattr(encode, "read_episode", slow_read)
+    paths = list(range(11))
+    assert list(encode.read_ahead(paths, depth=3)) == paths
+
+
 def test_encode_writes_latent_shards(tmp_path, small_shards):
     from matrix_sim.data.encode import LATENT_FORMAT, encode_dataset
     from matrix_sim.data.shards import read_manifest

@@ -74,6 +74,16 @@ def test_same_arguments_same_bytes_and_resume(tmp_path):
     assert tree_bytes(a) == tree_bytes(b)
 
 
+def test_workers_record_the_same_bytes_as_one_process(tmp_path):
+    one = record(tmp_path / "one", episodes=3, frames=6, seed=4, progress=False)
+    (tmp_path / "many").mkdir()
+    record(tmp_path / "many", episodes=3, frames=6, seed=4, progress=False)
+    (tmp_path / "many" / "episode_000000.npz").unlink()      # a resumed recording: two episodes left for two workers
+    (tmp_path / "many" / "episode_000002.npz").unlink()
+    many = record(tmp_path / "many", episodes=3, frames=6, seed=4, progress=False, workers=2)
+    assert tree_bytes(one) == tree_bytes(many)
+
+
 def test_resume_refuses_a_directory_recorded_with_other_arguments(tmp_path):
     record(tmp_path / "a", episodes=1, frames=4, seed=1, progress=False)
     with pytest.raises(ValueError, match="other arguments"):

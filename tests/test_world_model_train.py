@@ -18,7 +18,7 @@ from matrix_sim.train.levels import Layout, LevelMix, sample_layout, training_le
 from matrix_sim.train.optim import OptimSettings, warmup_stable_cooldown
 from matrix_sim.train.run_state import STATE_FILE
 from matrix_sim.train.latents import ClipBatch
-from matrix_sim.train.world_model import LOG_FILE, context_rows, cut_scenes, train
+from matrix_sim.train.world_model import LOG_FILE, TimeBudget, context_rows, cut_scenes, train
 
 from wm_helpers import (TINY_MODEL, TINY_STREAM, one_thread, save_tiny_vae, write_config,  # noqa: F401 (autouse)
                         write_latent_shards)
@@ -135,6 +135,37 @@ def test_steps_given_on_the_command_line_move_the_cooldown(tmp_path, data, vae):
     train(path, steps=4, progress=False)          # without the move, steps 2-3 would train at a rate of zero
     logged = re.findall(r"step (\d+) loss \S+ lr (\S+)", (tmp_path / "run" / LOG_FILE).read_text())
     assert [(int(step), float(lr)) for step, lr in logged] == [(2, 5e-4), (4, 5e-4)]
+
+
+def test_a_time_budget_sets_the_last_step_from_the_measured_rate(monkeypatch):
+    from matrix_sim.train import world_model
+    from matrix_sim.train.distributed import Distributed
+
+    now = [0.0]
+    monkeypatch.setattr(world_model.time, "monotonic", lambda: now[0])
+    budget = TimeBudget(60.0)
+    single = Distributed(rank=0, world_size=1, device=torch.device("cpu"))
+    ends = []
+    for step in range(101, 101 + TimeBudget.TIMING_TO):      # a run resumed at step 100, 0.5 s a step
+        now[0] = 0.5 * (step - 100)
+        ends.append(budget.last_step(step, single))
+    assert ends[:-1] == [None] * (TimeBudget.TIMING_TO - 1)
+    # 30 steps in, 15 s of the 60 are gone: the other 45 s buy 90 more steps
+    assert ends[-1] == 100 + TimeBudget.TIMING_TO + 90
+    assert budget.last_step(131, single) is None              # set once
+
+
+def test_train_minutes_ends_the_run_on_its_budget(tmp_path, data, vae):
+    """`train --minutes` with a budget spent by the timing steps themselves: the run ends right after them,
+    saved, with the cooldown moved there."""
+    from matrix_sim.cli import main
+
+    path = write_config(tmp_path, data, tmp_path / "run", vae, steps=10_000, cooldown_steps=5, log_every=10,
+                        save_every=10_000)
+    assert main(["-q", "train", "--config", str(path), "--minutes", "0.0001"]) == 0
+    assert saved_step(tmp_path / "run") == TimeBudget.TIMING_TO
+    log = (tmp_path / "run" / LOG_FILE).read_text()
+    assert f"the run ends at step {TimeBudget.TIMING_TO}" in log
 
 
 def test_resume_and_playable_bundle(tmp_path, data, vae):

@@ -8,7 +8,10 @@ Resumable: episodes already encoded are kept.
 from __future__ import annotations
 
 import logging
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -17,9 +20,11 @@ from tqdm import tqdm
 from matrix_sim.data.shards import Episode, read_episode, read_manifest, write_episode, write_manifest
 from matrix_sim.models.autoencoder import images_to_tensor
 from matrix_sim.config import DEFAULT_VAE_DIR
+from matrix_sim.device import pick_device
 from matrix_sim.models.loading import load_autoencoder
 
 LATENT_FORMAT = "matrix-sim-latents/1"
+READ_AHEAD = 4                 # episodes read ahead of the encoder
 log = logging.getLogger(__name__)
 
 
@@ -27,8 +32,8 @@ log = logging.getLogger(__name__)
 def encode_frames(model, frames: np.ndarray, batch: int) -> np.ndarray:
     chunks = []
     for i in range(0, len(frames), batch):
-        x = images_to_tensor(frames[i:i + batch]).contiguous(memory_format=torch.channels_last)
-        chunks.append(model.encode(x).float().numpy().astype(np.float16))
+        x = images_to_tensor(frames[i:i + batch]).to(model.device).contiguous(memory_format=torch.channels_last)
+        chunks.append(model.encode(x).float().cpu().numpy().astype(np.float16))
     return np.concatenate(chunks)
 
 
@@ -37,25 +42,34 @@ def encode_dataset(data: str | Path, out: str | Path | None = None, checkpoint: 
     data = Path(data)
     out = Path(out) if out else data / "latents"
     manifest = read_manifest(data)
-    model = load_autoencoder(checkpoint)
+    model = load_autoencoder(checkpoint, pick_device())          # a GPU where there is one: encoding is its work
     out.mkdir(parents=True, exist_ok=True)
     latents_manifest = {
         "format": LATENT_FORMAT, "source": str(data), "checkpoint": str(checkpoint),
         "scaling_factor": model.config.scaling_factor, "shift_factor": model.config.shift_factor,
         "frame_rate": manifest["frame_rate"], "action_fields": manifest["action_fields"], "episodes": [],
     }
-    for entry in tqdm(manifest["episodes"], desc="encoding", disable=not progress):
-        target = out / entry["file"]
-        if not target.exists():
-            episode = read_episode(data / entry["file"])
-            latents = encode_frames(model, episode.frames, batch)
-            write_latent_episode(target, latents, episode)
-        latents_manifest["episodes"].append(entry)
+    todo = [data / entry["file"] for entry in manifest["episodes"] if not (out / entry["file"]).exists()]
+    for path, episode in tqdm(zip(todo, read_ahead(todo)), total=len(todo), desc="encoding", disable=not progress):
+        write_latent_episode(out / path.name, encode_frames(model, episode.frames, batch), episode)
+    latents_manifest["episodes"] = list(manifest["episodes"])
     shape = list(np.load(out / manifest["episodes"][0]["file"])["latents"].shape[1:])
     latents_manifest["latent_shape"] = shape
     write_manifest(out, latents_manifest)
     log.info("encoded %d episodes to %s (latents %s)", len(manifest["episodes"]), out, shape)
     return out
+
+
+def read_ahead(paths: list[Path], depth: int = READ_AHEAD) -> Iterator[Episode]:
+    """The episodes in order, each read (and decompressed) by a thread while earlier ones are encoded."""
+    with ThreadPoolExecutor(depth) as pool:
+        pending = deque(pool.submit(read_episode, path) for path in paths[:depth])
+        for path in paths[depth:]:
+            episode = pending.popleft().result()
+            pending.append(pool.submit(read_episode, path))
+            yield episode
+        while pending:
+            yield pending.popleft().result()
 
 
 def write_latent_episode(path: Path, latents: np.ndarray, episode: Episode) -> None:

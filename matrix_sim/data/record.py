@@ -5,6 +5,7 @@ Deterministic (same arguments, same bytes) and resumable: finished episodes are 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 from pathlib import Path
 from typing import Callable
@@ -18,6 +19,7 @@ from matrix_sim.data.shards import (FORMAT, MANIFEST, Episode, episode_name, rea
                                     write_manifest)
 from matrix_sim.world.engine import SourceWorld
 from matrix_sim.world.scenes import Scene, parse_prompt, scene_catalog
+from matrix_sim.world.settings import default_world_settings
 
 log = logging.getLogger(__name__)
 
@@ -53,35 +55,78 @@ def prepare_out_dir(out: str | Path, args: dict) -> Path:
 
 
 def record(out: str | Path, episodes: int, frames: int, seed: int, width: int = 256, height: int = 144,
-           prompt: str | None = None, progress: bool = True, env: str | None = None) -> Path:
-    """env (or a prompt such as "doom map01"): a registered Gymnasium environment instead (data/gym_record.py)."""
+           prompt: str | None = None, progress: bool = True, env: str | None = None, workers: int = 1) -> Path:
+    """env (or a prompt such as "doom map01"): a registered Gymnasium environment instead (data/gym_record.py).
+    workers > 1 records the source world's episodes in that many processes, each with its own GL context; the
+    bytes are the same as one process records."""
     from matrix_sim.world.gym_world import is_gym_prompt
 
     if env is not None or is_gym_prompt(prompt):
         from matrix_sim.data.gym_record import record_gym
 
         return record_gym(out, episodes, frames, seed, width, height, env=env, prompt=prompt, progress=progress)
-    if episodes <= 0 or frames <= 0:
-        raise ValueError(f"--episodes and --frames must be positive, got {episodes} and {frames}")
+    if episodes <= 0 or frames <= 0 or workers <= 0:
+        raise ValueError(f"--episodes, --frames and --workers must be positive, got {episodes}, {frames} and {workers}")
     plan = episode_plan(episodes, seed, prompt)
     args = {"episodes": episodes, "frames": frames, "seed": seed, "width": width, "height": height, "prompt": prompt,
             "policy": POLICY_VERSION}
     out = prepare_out_dir(out, args)
-    world = SourceWorld(width, height)
-    manifest = {"format": FORMAT, "width": width, "height": height, "frame_rate": world.s.frame_rate,
-                "action_fields": list(ACTION_FIELDS), "args": args, "episodes": []}
     bar = tqdm(total=episodes * frames, unit="frame", desc="recording", disable=not progress)
+    world: SourceWorld | None = None
     try:
+        todo = [(index, *plan[index]) for index in range(episodes) if not (out / episode_name(index)).exists()]
+        if len(todo) < episodes:
+            log.info("%s already holds %d of the %d episodes: recording the rest", out, episodes - len(todo), episodes)
+        if workers > 1 and len(todo) > 1:
+            _record_in_processes(out, todo, frames, width, height, workers, bar)
+        manifest = {"format": FORMAT, "width": width, "height": height,
+                    "frame_rate": default_world_settings().frame_rate, "action_fields": list(ACTION_FIELDS),
+                    "args": args, "episodes": []}
         for index, (world_seed, scene) in enumerate(plan):
-            name = episode_name(index)
-            meta = {"index": index, "seed": world_seed, "prompt": scene.prompt, "biome": scene.biome,
-                    "time": scene.time, "weather": scene.weather, "mode": scene.mode}
-            add_episode(out, manifest, name, frames, meta, bar,
-                        lambda: record_episode(world, scene.prompt, world_seed, frames, meta, bar))
+            meta = _episode_meta(index, world_seed, scene)
+
+            def make(world_seed=world_seed, scene=scene, meta=meta):
+                nonlocal world
+                world = world or SourceWorld(width, height)
+                return record_episode(world, scene.prompt, world_seed, frames, meta, bar)
+
+            add_episode(out, manifest, episode_name(index), frames, meta, bar, make)
     finally:
         bar.close()
-        world.close()
+        if world is not None:
+            world.close()
     return out
+
+
+def _episode_meta(index: int, world_seed: int, scene: Scene) -> dict:
+    return {"index": index, "seed": world_seed, "prompt": scene.prompt, "biome": scene.biome, "time": scene.time,
+            "weather": scene.weather, "mode": scene.mode}
+
+
+def _record_in_processes(out: Path, todo: list[tuple[int, int, Scene]], frames: int, width: int, height: int,
+                         workers: int, bar) -> None:
+    """Record the `todo` episodes' files in `workers` spawned processes (a GL context does not survive a fork);
+    the caller lists them in the manifest afterwards, in plan order."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(min(workers, len(todo)), initializer=_start_worker, initargs=(width, height)) as pool:
+        jobs = [(str(out), index, world_seed, scene, frames) for index, world_seed, scene in todo]
+        for _ in pool.imap_unordered(_record_one, jobs):
+            bar.update(frames)
+
+
+_worker_world: SourceWorld | None = None
+
+
+def _start_worker(width: int, height: int) -> None:
+    global _worker_world
+    _worker_world = SourceWorld(width, height)
+
+
+def _record_one(job: tuple[str, int, int, Scene, int]) -> int:
+    out, index, world_seed, scene, frames = job
+    meta = _episode_meta(index, world_seed, scene)
+    write_episode(Path(out) / episode_name(index), record_episode(_worker_world, scene.prompt, world_seed, frames, meta))
+    return index
 
 
 def add_episode(out: Path, manifest: dict, name: str, frames: int, meta: dict, bar,
@@ -91,7 +136,6 @@ def add_episode(out: Path, manifest: dict, name: str, frames: int, meta: dict, b
     if not (out / name).exists():
         write_episode(out / name, make())
     else:
-        log.info("keeping %s (already recorded)", name)
         bar.update(frames)
     manifest["episodes"].append({"file": name, "frames": frames, **meta})
     write_manifest(out, manifest)

@@ -127,9 +127,11 @@ def training_stream(stream: StreamConfig) -> dict:
 
 
 def train(config_path: str | Path, steps: int | None = None, device: str | None = None,
-          progress: bool = True, run_dir: str | Path | None = None, batch_size: int | None = None) -> TrainSummary:
+          progress: bool = True, run_dir: str | Path | None = None, batch_size: int | None = None,
+          minutes: float | None = None) -> TrainSummary:
     """Train (or resume) the config's run; run_dir and batch_size replace the config's, so one recipe runs on
-    any machine (a GPU takes a larger batch: scripts/train-gpu.sh)."""
+    any machine (a GPU takes a larger batch: scripts/train-gpu.sh). minutes: a time budget instead of a step
+    count; the last step is set from the rate measured over the first steps (TimeBudget)."""
     cfg = load_config(config_path)
     if run_dir is not None:
         cfg = replace(cfg, run_dir=str(run_dir))
@@ -138,12 +140,14 @@ def train(config_path: str | Path, steps: int | None = None, device: str | None 
     d = init_distributed(pick_device(device))
     run_dir = Path(cfg.run_dir)
     try:
-        return _train(cfg, d, run_dir, steps or cfg.train.steps, progress and d.is_main)
+        budget = TimeBudget(minutes * 60) if minutes else None
+        return _train(cfg, d, run_dir, steps or cfg.train.steps, progress and d.is_main, budget)
     finally:
         shutdown(d)
 
 
-def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: int, progress: bool) -> TrainSummary:
+def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: int, progress: bool,
+           budget: Optional["TimeBudget"] = None) -> TrainSummary:
     if cfg.train.batch_size % d.world_size:
         raise ValueError(f"batch_size {cfg.train.batch_size} does not split over {d.world_size} processes")
     if d.is_main:
@@ -206,6 +210,13 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
             out.stats.update(adversary.update(*out.judged))
         step += 1
         bar.update(1)
+        if budget is not None and (last := budget.last_step(step, d)) is not None:
+            total_steps = last
+            schedule = replace(schedule, steps=total_steps)
+            bar.total = total_steps
+            bar.refresh()
+            if d.is_main:
+                log.info("time budget %.1f min: the run ends at step %d", budget.seconds / 60, total_steps)
         losses.append(out.loss.item())
         for key in figure_keys:
             figures.setdefault(key, []).append(out.stats.get(key, math.nan))
@@ -226,6 +237,33 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
     log_finish(model, d, step)
     first, last = (intervals[0], intervals[-1]) if intervals else (math.nan, math.nan)
     return TrainSummary(run_dir, step, first, last)
+
+
+class TimeBudget:
+    """Ends a run after about `seconds`: the steps between TIMING_FROM and TIMING_TO steps into the run give the
+    rate (the first ones pay for warm-up), which sets the last step once, so the cooldown lands inside the budget."""
+
+    TIMING_FROM, TIMING_TO = 5, 30
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.started = time.monotonic()
+        self.first_step: Optional[int] = None
+        self.timing_start = 0.0
+
+    def last_step(self, step: int, d: Distributed) -> Optional[int]:
+        """The run's last step, once (at TIMING_TO steps into it); None at every other step."""
+        if self.first_step is None:
+            self.first_step = step - 1
+        done = step - self.first_step
+        if done == self.TIMING_FROM:
+            self.timing_start = time.monotonic()
+        if done != self.TIMING_TO:
+            return None
+        now = time.monotonic()
+        per_step = all_mean((now - self.timing_start) / (self.TIMING_TO - self.TIMING_FROM), d)
+        remaining = all_mean(self.seconds - (now - self.started), d)
+        return step + max(0, int(remaining / per_step))
 
 
 def _adversary(cfg: WorldModelConfig, model: WorldDiT, d: Distributed, channels: int,
