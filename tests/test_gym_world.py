@@ -170,6 +170,33 @@ def test_record_encode_train_and_play_the_bundle(tmp_path, square, monkeypatch):
     handle.close()
 
 
+def test_a_recorded_environment_session_replays_in_that_environment(tmp_path, square):
+    """`run_sim.py --replay` opens the environment the session was played in, not the source world."""
+    import av
+    import yaml
+
+    from matrix_sim.client.app import main
+
+    script = tmp_path / "keys.yaml"
+    script.write_text(yaml.safe_dump([{"forward": 1, "frames": 4}, {"turn": 1, "frames": 4},
+                                      {"prompt": "square blue"}, {"forward": -1, "frames": 4}]))
+    played, replayed = tmp_path / "played.mp4", tmp_path / "replayed.mp4"
+    assert main(["--world", "engine", "--prompt", "square red", "--headless", "--frames", "12", "--actions",
+                 str(script), "--record", str(played), "-q"]) == 0
+    assert main(["--replay", str(played.with_suffix(".json")), "--headless", "--record", str(replayed), "-q"]) == 0
+
+    def frames(path):
+        with av.open(str(path)) as container:
+            return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)]).astype(np.float32)
+
+    original, again = frames(played), frames(replayed)
+    assert original.shape == again.shape and len(original) >= 10
+    assert np.abs(original - again).mean() < 0.5
+    red, blue = (np.array(COLOURS[c], dtype=np.float32) for c in ("red", "blue"))
+    near = lambda image, colour: (np.abs(image - colour).sum(axis=-1) < 60).mean()     # noqa: E731
+    assert near(again[0], red) > 0.001 and near(again[-1], blue) > 0.001     # the square, red, then blue
+
+
 def test_core_imports_and_refuses_doom_cleanly_without_gymnasium_or_vizdoom(tmp_path):
     code = """
 import sys

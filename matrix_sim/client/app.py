@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None, prog: str = "python run_sim.py") -> int:
 
             replay = load_replay(options.replay)
             options.world, options.checkpoint, options.seed = replay.world, replay.checkpoint, replay.seed
+            options.prompt = replay.ops[0][1]      # its first reset: which world an engine replay opens ("doom map01")
             log.info("replaying %s: %s world, seed %d, %d frames", options.replay, replay.world, replay.seed,
                      replay.frames)
         kind, checkpoint = choose_kind(options.world, options.checkpoint)
