@@ -77,8 +77,10 @@ def record(out: str | Path, episodes: int, frames: int, seed: int, width: int = 
         todo = [(index, *plan[index]) for index in range(episodes) if not (out / episode_name(index)).exists()]
         if len(todo) < episodes:
             log.info("%s already holds %d of the %d episodes: recording the rest", out, episodes - len(todo), episodes)
-        if workers > 1 and len(todo) > 1:
+        in_processes = workers > 1 and len(todo) > 1
+        if in_processes:
             _record_in_processes(out, todo, frames, width, height, workers, bar)
+        counted = {index for index, _, _ in todo} if in_processes else set()      # already on the bar
         manifest = {"format": FORMAT, "width": width, "height": height,
                     "frame_rate": default_world_settings().frame_rate, "action_fields": list(ACTION_FIELDS),
                     "args": args, "episodes": []}
@@ -90,7 +92,7 @@ def record(out: str | Path, episodes: int, frames: int, seed: int, width: int = 
                 world = world or SourceWorld(width, height)
                 return record_episode(world, scene.prompt, world_seed, frames, meta, bar)
 
-            add_episode(out, manifest, episode_name(index), frames, meta, bar, make)
+            add_episode(out, manifest, episode_name(index), frames, meta, None if index in counted else bar, make)
     finally:
         bar.close()
         if world is not None:
@@ -131,11 +133,12 @@ def _record_one(job: tuple[str, int, int, Scene, int]) -> int:
 
 def add_episode(out: Path, manifest: dict, name: str, frames: int, meta: dict, bar,
                 make: Callable[[], Episode]) -> None:
-    """Write the episode `make()` records as `name` (or keep the one a resumed recording already holds) and list
-    it in the manifest, rewritten after every episode so an interrupted recording resumes where it stopped."""
+    """Write the episode `make()` records as `name` (or keep the one a resumed recording already holds, advancing
+    `bar` unless it is None) and list it in the manifest, rewritten after every episode so an interrupted
+    recording resumes where it stopped."""
     if not (out / name).exists():
         write_episode(out / name, make())
-    else:
+    elif bar is not None:
         bar.update(frames)
     manifest["episodes"].append({"file": name, "frames": frames, **meta})
     write_manifest(out, manifest)
