@@ -46,9 +46,8 @@ from matrix_sim.train.guidance import GuidanceTeacher
 from matrix_sim.train.latents import MANIFEST, ClipBatch, LatentShards
 from matrix_sim.train.levels import sample_layout
 from matrix_sim.train.optim import optimizer_step
-from matrix_sim.train.own_context import with_own_context
 from matrix_sim.train.world_config import WorldModelConfig, load_config
-from matrix_sim.train.world_model import context_rows, cut_scenes, flow_loss
+from matrix_sim.train.world_model import flow_loss, training_batch
 from matrix_sim.world.scenes import scene_catalog
 
 log = logging.getLogger(__name__)
@@ -103,20 +102,9 @@ class RecipeTrainer:
 
     def step(self, step: int) -> float:
         """One training step numbered `step` (its layout, clips and noise follow from the number); its loss."""
-        cfg, batch = self.cfg, self.batch
-        layout = sample_layout(np.random.default_rng([cfg.train.seed, step]), cfg.stream, cfg.levels)
-        rng = np.random.default_rng([cfg.train.seed, step, 0])
-        clips = self.clips.sample(rng, batch, cfg.still_share)
-        generator = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
-        embedded = self.bank.embed_many(clips.texts)
-        cuts = context_rows(rng, layout, cfg.levels.scene_cut, batch)
-        if cuts.any():
-            other = self.clips.sample(rng, batch)
-            clips, embedded = cut_scenes(clips, embedded, other, self.bank.embed_many(other.texts), cuts,
-                                         layout.context)
-        if cfg.own_context:
-            clips = with_own_context(self.ema.model, clips, embedded, context_rows(rng, layout, cfg.own_context.share,
-                                     batch), layout.context, cfg.own_context, generator, self.device)
+        cfg = self.cfg
+        layout, clips, embedded, generator = training_batch(cfg, self.clips, self.bank, self.ema.model, step, 0,
+                                                            self.batch, self.device)
         out = flow_loss(self.model, clips, embedded, layout, cfg.stream, cfg.levels, generator, self.device,
                         self.teacher, self.adversary, step)
         optimizer_step(out.loss, self.model, self.opt, self.ema, step, cfg.train.grad_clip)

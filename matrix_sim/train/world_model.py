@@ -120,6 +120,26 @@ def cut_scenes(clips: ClipBatch, prompts: torch.Tensor, other: ClipBatch, other_
     return ClipBatch(latents, actions, clips.texts), per_frame
 
 
+def training_batch(cfg: WorldModelConfig, shards: LatentShards, prompts: PromptBank, ema_model: WorldDiT, step: int,
+                   rank: int, batch: int, device: torch.device
+                   ) -> tuple[Layout, ClipBatch, torch.Tensor, torch.Generator]:
+    """Step `step`'s window layout, clips (scene cuts and own context applied), prompt embeddings and noise
+    generator for process `rank`: drawn from the step number, so a resumed run draws what it would have."""
+    layout = sample_layout(np.random.default_rng([cfg.train.seed, step]), cfg.stream, cfg.levels)
+    rng = np.random.default_rng([cfg.train.seed, step, rank])
+    clips = shards.sample(rng, batch, cfg.still_share)
+    generator = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
+    embedded = prompts.embed_many(clips.texts)
+    cuts = context_rows(rng, layout, cfg.levels.scene_cut, batch)
+    if cuts.any():
+        other = shards.sample(rng, batch)
+        clips, embedded = cut_scenes(clips, embedded, other, prompts.embed_many(other.texts), cuts, layout.context)
+    if cfg.own_context:
+        clips = with_own_context(ema_model, clips, embedded, context_rows(rng, layout, cfg.own_context.share, batch),
+                                 layout.context, cfg.own_context, generator, device)
+    return layout, clips, embedded, generator
+
+
 def training_stream(stream: StreamConfig) -> dict:
     """The stream settings the weights depend on (the window's shape and schedule); the rest (context level,
     caching, retargeting) are inference choices that a run may change without refusing to resume."""
@@ -190,19 +210,8 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
             group["lr"] = warmup_stable_cooldown(step, schedule)
         if adversary is not None:       # it learns alone through the warm-up, at full rate, and cools down alongside
             adversary.set_rate_factor(cooldown_factor(step, schedule))
-        layout = sample_layout(np.random.default_rng([cfg.train.seed, step]), cfg.stream, cfg.levels)
-        rng = np.random.default_rng([cfg.train.seed, step, d.rank])     # a resumed run draws what it would have
-        clips = shards.sample(rng, per_process, cfg.still_share)
-        generator = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
-        embedded = prompts.embed_many(clips.texts)
-        cuts = context_rows(rng, layout, cfg.levels.scene_cut, per_process)
-        if cuts.any():
-            other = shards.sample(rng, per_process)
-            clips, embedded = cut_scenes(clips, embedded, other, prompts.embed_many(other.texts), cuts,
-                                         layout.context)
-        if cfg.own_context:
-            clips = with_own_context(ema.model, clips, embedded, context_rows(rng, layout, cfg.own_context.share,
-                                     per_process), layout.context, cfg.own_context, generator, d.device)
+        layout, clips, embedded, generator = training_batch(cfg, shards, prompts, ema.model, step, d.rank,
+                                                            per_process, d.device)
         out = flow_loss(ddp, clips, embedded, layout, cfg.stream, cfg.levels, generator, d.device, teacher,
                         adversary, step)
         optimizer_step(out.loss, model, opt, ema, step, cfg.train.grad_clip)
