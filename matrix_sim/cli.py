@@ -106,6 +106,13 @@ def _cmd_eval(args) -> None:
     from matrix_sim.stream.schedule import parse_overrides
 
     checkpoint = require_checkpoint(args.checkpoint, engine_hint=False)
+    if args.data is not None:
+        from matrix_sim.eval.footage_eval import eval_on_footage
+
+        _print_json(eval_on_footage(checkpoint, args.data, starts_per_episode=args.starts_per_scene, seed=args.seed,
+                                    device=args.device, progress=not args.quiet, sheet=args.sheet,
+                                    stream_overrides=parse_overrides(args.stream)), args.json)
+        return
     result = eval_world_model(checkpoint, probe=args.probe, drift_frames=args.drift_frames,
                               drift_prompt=args.drift_prompt, starts_per_scene=args.starts_per_scene,
                               seed=args.seed, device=args.device, progress=not args.quiet, sheet=args.sheet,
@@ -255,10 +262,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "drift, prompt switch (one JSON object)")
     ew.add_argument("--json", action="store_true", help="one line of JSON")
     ew.add_argument("--checkpoint", default=None, help="world-model folder (default: checkpoints/tiny-cpu)")
+    ew.add_argument("--data", default=None, help="score on this `record` directory (e.g. held-out Doom footage) "
+                    "instead of the source world: PSNR by horizon and the diagnosis only (eval/footage_eval.py)")
     ew.add_argument("--probe", default=str(CHECKPOINT_DIR / "probe"))
     ew.add_argument("--drift-frames", type=int, default=10_000, help="length of the drift run (0 skips it)")
     ew.add_argument("--drift-prompt", default="drive grassland by day")
-    ew.add_argument("--starts-per-scene", type=positive_int, default=2)
+    ew.add_argument("--starts-per-scene", type=positive_int, default=2, help="runs per held-out scene, or per "
+                    "episode with --data")
     ew.add_argument("--seed", type=int, default=0)
     ew.add_argument("--sheet", default=None, help="also write true | generated frames at each horizon (PNG) here")
     ew.add_argument("--drift-sheet", default=None, help="also write the drift run's frame of each minute, real "

@@ -62,7 +62,7 @@ def posterior_mean_psnr(world, clips, context: int, span: int, starts_per_scene:
     errors = []
     for i, (clip, start) in enumerate(runs):
         images, taken = clip.frames[start:], clip.actions[start:]
-        _, decoded = one_shot_estimate(world, images, taken, context, clip.scene.prompt, seed + i)
+        _, decoded = one_shot_estimate(world, images, taken, context, clip.prompt, seed + i)
         errors.append(mse(decoded[0], images[context]))
     return {"psnr": round(float(pooled_psnr(errors)), 2), "runs": len(runs)}
 

@@ -22,6 +22,10 @@ class HeldoutClip:
     frames: np.ndarray      # (T, H, W, 3) uint8
     actions: np.ndarray     # (T, 5) float32; frames[t + 1] is what actions[t] produced
 
+    @property
+    def prompt(self) -> str:
+        return self.scene.prompt
+
 
 def heldout_scenes() -> list[Scene]:
     """Every biome x mode x time once, weathers cycled through them: 36 scenes."""

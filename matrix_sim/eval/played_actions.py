@@ -19,7 +19,7 @@ from matrix_sim.models.probe import InverseDynamicsProbe, agreement
 def played_frames(world, clip, context: int, frames: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Prime with the clip's first `context` frames, then step through its next actions as a player would;
     returns the generated images (frames + 1, H, W, 3) and the action each reports (frames + 1, A)."""
-    first = world.prime(clip.frames[:context], clip.actions[:context], clip.scene.prompt, seed)
+    first = world.prime(clip.frames[:context], clip.actions[:context], clip.prompt, seed)
     played = [first] + [world.step(Action.from_array(a)) for a in clip.actions[context:context + frames]]
     return np.stack([f.image for f in played]), np.stack([f.action.to_array() for f in played])
 

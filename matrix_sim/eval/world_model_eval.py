@@ -62,11 +62,12 @@ def clip_frames(world, horizons: Sequence[int], context: int, starts_per_scene: 
     return starts_per_scene * (context + max(horizons)) + world.sampler.config.window_frames
 
 
-def horizon_eval(world, probe: InverseDynamicsProbe, clips: Sequence[HeldoutClip],
+def horizon_eval(world, probe: Optional[InverseDynamicsProbe], clips: Sequence[HeldoutClip],
                  horizons: Sequence[int] = HORIZONS, context: int = 8, starts_per_scene: int = 1, seed: int = 0,
                  progress: bool = True, sheet_rows: int = 0) -> tuple[list[Rollout], dict]:
-    """PSNR by horizon (model and copy-last) and the probe's agreement, on held-out clips of clip_frames();
-    returns (the first start's rollout of `sheet_rows` clips spread over the list, for the sheet; figures)."""
+    """PSNR by horizon (model and copy-last) and, given a probe, its agreement, on held-out clips of clip_frames()
+    (anything with prompt, frames and actions); returns (the first start's rollout of `sheet_rows` clips spread
+    over the list, for the sheet; figures)."""
     horizon = max(horizons)
     span = context + horizon
     errors = {name: {h: [] for h in horizons} for name in COMPARED}     # each run's MSE to true frame h
@@ -77,11 +78,11 @@ def horizon_eval(world, probe: InverseDynamicsProbe, clips: Sequence[HeldoutClip
     kept = []
     for i, (clip, start) in enumerate(tqdm(runs, desc="eval: horizons", disable=not progress)):
         images, taken = clip.frames[start:], clip.actions[start:]
-        generated = continue_frames(world, images, taken, context, horizon, clip.scene.prompt, seed + i)
+        generated = continue_frames(world, images, taken, context, horizon, clip.prompt, seed + i)
         truth = images[context:context + horizon]
         coded = reconstruct(world.vae, images[context - 1:context + horizon])     # last context frame + truth
         if i in shown:
-            kept.append(Rollout(clip.scene.prompt, images[context - 1], truth, generated))
+            kept.append(Rollout(clip.prompt, images[context - 1], truth, generated))
         for h in horizons:
             compared = (generated[h - 1], images[context - 1], coded[0], coded[h])
             for name, frame in zip(COMPARED, compared):
@@ -90,19 +91,24 @@ def horizon_eval(world, probe: InverseDynamicsProbe, clips: Sequence[HeldoutClip
         gen_pairs[0].append(generated[:-1]), gen_pairs[1].append(generated[1:])
         real_pairs[0].append(truth[:-1]), real_pairs[1].append(truth[1:])
         actions.append(taken[context:context + horizon - 1])
+    figures = {
+        **{_psnr_key(name): _by_horizon(errors[name], pooled_psnr) for name in COMPARED},
+        "psnr_pooling": "10 log10(255^2 / the mean over runs of the squared error to the true frame at horizon h)",
+        "per_run_psnr_by_horizon": _per_run(errors),
+        "horizon_runs": len(runs),
+    }
+    if probe is None:
+        return kept, figures
     labels = probe.labels(np.concatenate(actions))
     on_generated = agreement(probe.predict(np.concatenate(gen_pairs[0]), np.concatenate(gen_pairs[1])), labels)
     on_real = agreement(probe.predict(np.concatenate(real_pairs[0]), np.concatenate(real_pairs[1])), labels)
     return kept, {
-        **{_psnr_key(name): _by_horizon(errors[name], pooled_psnr) for name in COMPARED},
-        "psnr_pooling": "10 log10(255^2 / the mean over runs of the squared error to the true frame at horizon h)",
-        "per_run_psnr_by_horizon": _per_run(errors),
+        **figures,
         "action_accuracy": round(on_generated["mean"], 4),
         "action_accuracy_real": round(on_real["mean"], 4),
         "action_accuracy_by_head": {"generated": {h: round(on_generated[h], 4) for h in HEADS},
                                     "real": {h: round(on_real[h], 4) for h in HEADS},
                                     "chance": {h: round(v, 4) for h, v in majority_rate(labels).items()}},
-        "horizon_runs": len(runs),
         "probe_pairs": int(len(labels["turn"])),
     }
 
