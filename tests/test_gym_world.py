@@ -159,10 +159,34 @@ def test_record_encode_train_and_play_the_bundle(tmp_path, square, monkeypatch):
     assert frame.image.shape == (144, 256, 3) and frame.mode == "walk" and frame.index == 3
     world.close()
 
+    # the bundle carries start clips of its levels, so it starts them where the environment is not installed
+    from matrix_sim.stream.starts import BundleStarts
+
+    starts = BundleStarts.load(run_dir)
+    assert "square blue" in starts and "square red" in starts and "drive desert by day" not in starts
+
+    def not_installed(*args, **kwargs):
+        raise AssertionError("the starter made the environment")
+
     started = WorldModel.from_pretrained(run_dir, device="cpu", start_from_source=True)
-    first = started.reset("square blue", seed=1)   # the stream starts from the environment's own frames
+    with monkeypatch.context() as patch:
+        patch.setattr("matrix_sim.world.gym_world.GymWorld", not_installed)
+        first = started.reset("square blue", seed=1)   # the stream starts from the level's own frames
+        latents, _ = starts.clip("square blue", 1)
+        images, _ = started.starter.clip("square blue", 1)
+        assert images.shape == (len(latents), 144, 256, 3)
     assert first.image.shape == (144, 256, 3) and started.step(Action()).index == first.index + 1
     started.close()
+
+    # a model of another game opens on its first level when no --prompt is given
+    from matrix_sim.client.app import main as play
+    from matrix_sim.client.session import load_replay
+    from matrix_sim.stream.bundle import read_info
+
+    assert read_info(run_dir).start_prompt == "square blue"
+    video = tmp_path / "played.mp4"
+    assert play(["--checkpoint", str(run_dir), "--headless", "--frames", "2", "--record", str(video), "-q"]) == 0
+    assert load_replay(video.with_suffix(".json")).ops[0][1] == "square blue"
 
     handle = open_world("engine", None, lambda f, t: None, prompt="square red")   # run_sim.py --world engine
     assert isinstance(handle.world, GymWorld) and handle.frame_rate == 16

@@ -331,3 +331,23 @@ def test_learning_rate_warms_up_holds_then_cools_down_to_zero():
     assert all(a >= b for a, b in zip(rates[50:], rates[51:]))          # never rises again after the warm-up
     held = OptimSettings(lr=1e-3, warmup_steps=10, steps=100)
     assert warmup_stable_cooldown(100_000, held) == pytest.approx(1e-3)   # no cooldown: a resumed run keeps its rate
+
+
+def test_start_clips_come_from_the_episodes_that_show_each_prompt(tmp_path):
+    from matrix_sim.stream.starts import STARTS_FILE, BundleStarts, write_starts
+
+    shards = LatentShards(write_latent_shards(tmp_path / "latents", episodes=3, frames=20), clip_frames=6,
+                          progress=False)
+    shards.episodes[2].texts = ["doom e1m1"]
+    assert write_starts(tmp_path / STARTS_FILE, shards, ["drive desert by day", "doom e1m1", "doom map05"], 6) == 6
+    starts = BundleStarts.load(tmp_path)
+    assert "doom e1m1" in starts and "doom map05" not in starts
+    latents, actions = starts.clip("doom e1m1", seed=0)
+    episode = shards.episodes[2]
+    start = (20 - 6) // 3                                  # a third of the way in, then two thirds
+    np.testing.assert_allclose(latents.numpy(), episode.latents[start:start + 6].astype(np.float32))
+    np.testing.assert_array_equal(actions, episode.actions[start:start + 6])      # each frame with its action
+    assert BundleStarts.load(tmp_path / "nowhere") is None
+    (tmp_path / STARTS_FILE).write_bytes(b"not safetensors")
+    with pytest.raises(CheckpointError, match="not a start-clip file"):
+        BundleStarts.load(tmp_path)

@@ -20,6 +20,7 @@ from matrix_sim.client.options import DEFAULT_PROMPT, Options
 from matrix_sim.client.worlds import WORLD_KINDS, choose_kind
 from matrix_sim.config import DEFAULT_CHECKPOINT, ConfigError
 from matrix_sim.runtime import RUNTIMES
+from matrix_sim.stream.bundle import read_info
 
 log = logging.getLogger("matrix_sim.client")
 
@@ -31,7 +32,8 @@ def build_parser(prog: str = "python run_sim.py") -> OneLineParser:
                         "checkpoint is there, else engine, with a warning)")
     p.add_argument("--checkpoint", default=None, help=f"world-model checkpoint folder (default: {DEFAULT_CHECKPOINT}, "
                    "relative to the working directory)")
-    p.add_argument("--prompt", default=DEFAULT_PROMPT, help="scene to start in (`python -m matrix_sim scenes`)")
+    p.add_argument("--prompt", default=None, help="scene to start in (`python -m matrix_sim scenes`; default: the "
+                   f"checkpoint's own start scene, e.g. 'doom e1m1' for a model of Doom, else {DEFAULT_PROMPT!r})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--upscaler", choices=UPSCALER_CHOICES, default=AUTO,
                    help="display upscaling shader (auto: bilinear on a software rasteriser, else lanczos)")
@@ -78,6 +80,8 @@ def main(argv: list[str] | None = None, prog: str = "python run_sim.py") -> int:
                      replay.frames)
         kind, checkpoint = choose_kind(options.world, options.checkpoint)
         options.world, options.checkpoint = kind, str(checkpoint) if checkpoint else None
+        if options.prompt is None:
+            options.prompt = (checkpoint and read_info(checkpoint).start_prompt) or DEFAULT_PROMPT
         if args.headless:
             from matrix_sim.client.headless import run_headless
 

@@ -1,9 +1,11 @@
 """The folder the game plays: everything the generated world needs, written by training, read by WorldModel.
 
-  world_model.json       {"format", "stream": StreamConfig, "latent_shape": [C, H, W], "frame_rate"}
+  world_model.json       {"format", "stream": StreamConfig, "latent_shape": [C, H, W], "frame_rate",
+                          "start_prompt" (optional: the scene the game opens, for a model of another game)}
   dit/                   WorldDiT (config.json + diffusion_pytorch_model.safetensors), EMA weights
   vae/                   FrameAutoencoder, the one the training latents were encoded with
   prompts.safetensors    cached prompt embeddings of the scene presets (PromptBank)
+  starts.safetensors     optional: start clips of the recorded levels a model of another game plays (stream/starts.py)
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ class BundleInfo:
     stream: StreamConfig
     latent_shape: tuple
     frame_rate: int
+    start_prompt: str = ""     # empty: the game's default scene; "doom e1m1" for a model of Doom
 
 
 def bundle_root(path: str | Path) -> Path:
@@ -44,6 +47,8 @@ def write_info(directory: str | Path, info: BundleInfo) -> None:
     path = Path(directory) / MANIFEST
     data = {"format": FORMAT, "stream": dataclasses.asdict(info.stream), "latent_shape": list(info.latent_shape),
             "frame_rate": info.frame_rate}
+    if info.start_prompt:
+        data["start_prompt"] = info.start_prompt
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
     os.replace(tmp, path)
@@ -55,4 +60,4 @@ def read_info(directory: str | Path) -> BundleInfo:
     if data.get("format") != FORMAT:
         raise CheckpointError(f"{path}: format {data.get('format')!r}, expected {FORMAT!r}")
     return BundleInfo(from_dict(StreamConfig, data["stream"], f"{path}: stream"), tuple(data["latent_shape"]),
-                      int(data["frame_rate"]))
+                      int(data["frame_rate"]), str(data.get("start_prompt", "")))

@@ -33,6 +33,7 @@ from matrix_sim.stream.decode_ahead import DecodeAhead
 from matrix_sim.stream.sampler import Emitted, SwinSampler
 from matrix_sim.stream.sampler_process import SamplerProcess
 from matrix_sim.stream.starter import SourceStarter, starter_for
+from matrix_sim.stream.starts import BundleStarts
 from matrix_sim.world.base import Frame
 from matrix_sim.world.gym_world import is_gym_prompt
 from matrix_sim.world.scenes import UnknownPrompt, parse_prompt, scene_catalog
@@ -106,7 +107,7 @@ class WorldModel:
         world = cls(dit, vae, prompts, info, torch_device, decode_ahead=decode_ahead,
                     sampler_process=sampler_process, runtime=chosen)
         if start_from_source:
-            world.starter = starter_for(world)
+            world.starter = starter_for(world, starts=BundleStarts.load(root))
         progress(1.0, f"world model ready on {world.device}")
         log.info("world model %s: %.1fM parameters, stream %s, on %s", root,
                  sum(p.numel() for p in dit.parameters()) / 1e6, info.stream, world.device)

@@ -26,6 +26,7 @@ from matrix_sim.models.loading import load_autoencoder
 from matrix_sim.models.prompt import PromptBank
 from matrix_sim.stream import bundle
 from matrix_sim.stream.schedule import StreamConfig
+from matrix_sim.stream.starts import STARTS_FILE, write_starts
 from matrix_sim.train.adversarial import FIGURES as ADVERSARIAL_FIGURES, Adversary
 from matrix_sim.train.distributed import Distributed, all_mean, init_distributed, log_finish, shutdown, wrap_model
 from matrix_sim.train.ema import EMA
@@ -316,9 +317,14 @@ def _training_prompts(run_dir: Path, texts: list[str], d: Distributed, progress:
 
 def _write_bundle_parts(run_dir: Path, cfg: WorldModelConfig, shards: LatentShards) -> None:
     """What the playable bundle needs besides the DiT: the stream shape, the autoencoder, preset prompts."""
-    bundle.write_info(run_dir, bundle.BundleInfo(cfg.stream, shards.latent_shape, shards.frame_rate))
-    playable = [*scene_catalog().prompts, *gym_prompts(shards.texts())]      # + "doom map01" etc. in the data
+    recorded_levels = gym_prompts(shards.texts())          # "doom map01" etc. in the data
+    source_world = set(shards.texts()) - set(recorded_levels)
+    start = "" if source_world or not recorded_levels else recorded_levels[0]   # a model of another game opens it
+    bundle.write_info(run_dir, bundle.BundleInfo(cfg.stream, shards.latent_shape, shards.frame_rate, start))
+    playable = [*scene_catalog().prompts, *recorded_levels]
     PromptBank.load(run_dir / TRAIN_PROMPTS).subset(playable).save(run_dir / bundle.PROMPTS_FILE)
+    if recorded_levels:       # the game starts these levels from the bundle's own clips (stream/starts.py)
+        write_starts(run_dir / STARTS_FILE, shards, recorded_levels, cfg.stream.context_frames)
     vae_dir = run_dir / bundle.VAE_DIR
     source = Path(cfg.autoencoder)
     if not source.is_dir():
