@@ -316,7 +316,8 @@ def _training_prompts(run_dir: Path, texts: list[str], d: Distributed, progress:
 
 
 def _write_bundle_parts(run_dir: Path, cfg: WorldModelConfig, shards: LatentShards) -> None:
-    """What the playable bundle needs besides the DiT: the stream shape, the autoencoder, preset prompts."""
+    """What the playable bundle needs besides the DiT: the stream shape, the autoencoder, preset prompts; for a
+    model of a recorded environment also the level it opens on and start clips of each level."""
     recorded_levels = gym_prompts(shards.texts())          # "doom map01" etc. in the data
     source_world = set(shards.texts()) - set(recorded_levels)
     start = "" if source_world or not recorded_levels else recorded_levels[0]   # a model of another game opens it
