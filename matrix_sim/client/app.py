@@ -20,7 +20,6 @@ from matrix_sim.client.options import DEFAULT_PROMPT, Options
 from matrix_sim.client.worlds import WORLD_KINDS, choose_kind
 from matrix_sim.config import DEFAULT_CHECKPOINT, ConfigError
 from matrix_sim.runtime import RUNTIMES
-from matrix_sim.stream.bundle import read_info
 
 log = logging.getLogger("matrix_sim.client")
 
@@ -81,6 +80,8 @@ def main(argv: list[str] | None = None, prog: str = "python run_sim.py") -> int:
         kind, checkpoint = choose_kind(options.world, options.checkpoint)
         options.world, options.checkpoint = kind, str(checkpoint) if checkpoint else None
         if options.prompt is None:
+            from matrix_sim.stream.bundle import read_info      # here: the package imports torch
+
             options.prompt = (checkpoint and read_info(checkpoint).start_prompt) or DEFAULT_PROMPT
         if args.headless:
             from matrix_sim.client.headless import run_headless
