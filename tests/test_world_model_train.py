@@ -152,7 +152,32 @@ def test_a_time_budget_sets_the_last_step_from_the_measured_rate(monkeypatch):
     assert ends[:-1] == [None] * (TimeBudget.TIMING_TO - 1)
     # 30 steps in, 15 s of the 60 are gone: the other 45 s buy 90 more steps
     assert ends[-1] == 100 + TimeBudget.TIMING_TO + 90
-    assert budget.last_step(131, single) is None              # set once
+    assert budget.last_step(131, single) is None              # set at the timing steps only
+
+
+def test_a_time_budget_follows_a_slower_rate_until_the_cooldown(monkeypatch):
+    """Steps that turn slower once a term starts move the end earlier; once the cooldown has begun the end stays,
+    whatever the rate does."""
+    from matrix_sim.train import world_model
+    from matrix_sim.train.distributed import Distributed
+
+    now = [0.0]
+    monkeypatch.setattr(world_model.time, "monotonic", lambda: now[0])
+    budget, single = TimeBudget(100.0), Distributed(rank=0, world_size=1, device=torch.device("cpu"))
+    window = TimeBudget.TIMING_TO - TimeBudget.TIMING_FROM
+    ends = {}
+    for step in range(1, 200):
+        per_step = 0.5 if step <= TimeBudget.TIMING_TO else 1.0
+        now[0] += per_step
+        if (end := budget.last_step(step, single, cooldown_steps=20)) is not None:
+            ends[step] = end
+    first = ends.pop(TimeBudget.TIMING_TO)
+    assert first == TimeBudget.TIMING_TO + int((100 - 15) / 0.5)   # 0.5 s a step: 170 more steps
+    second_at = TimeBudget.TIMING_TO + window
+    assert ends[second_at] == second_at + int((100 - 15 - window) / 1.0)   # 1 s a step now: the end moves earlier
+    final = ends[max(ends)]
+    assert all(step < final - 20 for step in ends)             # no change once the cooldown has begun
+    assert final == TimeBudget.TIMING_TO + 85                  # 15 s for the first 30 steps, 85 s at 1 s a step
 
 
 def test_train_minutes_ends_the_run_on_its_budget(tmp_path, data, vae):

@@ -220,13 +220,13 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
             out.stats.update(adversary.update(*out.judged))
         step += 1
         bar.update(1)
-        if budget is not None and (last := budget.last_step(step, d)) is not None:
+        if budget is not None and (last := budget.last_step(step, d, schedule.cooldown_steps)) is not None:
+            if d.is_main and abs(last - total_steps) > 0.01 * last:
+                log.info("time budget %.1f min: the run ends at step %d", budget.seconds / 60, last)
             total_steps = last
             schedule = replace(schedule, steps=total_steps)
             bar.total = total_steps
             bar.refresh()
-            if d.is_main:
-                log.info("time budget %.1f min: the run ends at step %d", budget.seconds / 60, total_steps)
         losses.append(out.loss.item())
         for key in figure_keys:
             figures.setdefault(key, []).append(out.stats.get(key, math.nan))
@@ -250,8 +250,10 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
 
 
 class TimeBudget:
-    """Ends a run after about `seconds`: the steps between TIMING_FROM and TIMING_TO steps into the run give the
-    rate (the first ones pay for warm-up), which sets the last step once, so the cooldown lands inside the budget."""
+    """Ends a run after about `seconds`. The rate over the latest steps sets the last step: first TIMING_TO steps
+    into the run (the first TIMING_FROM pay for warm-up), then again every TIMING_TO - TIMING_FROM steps until the
+    cooldown begins, because a step's cost changes as terms start (the adversarial one) and the cooldown has to
+    land inside the budget."""
 
     TIMING_FROM, TIMING_TO = 5, 30
 
@@ -260,20 +262,25 @@ class TimeBudget:
         self.started = time.monotonic()
         self.first_step: Optional[int] = None
         self.timing_start = 0.0
+        self.last: Optional[int] = None
 
-    def last_step(self, step: int, d: Distributed) -> Optional[int]:
-        """The run's last step, once (at TIMING_TO steps into it); None at every other step."""
+    def last_step(self, step: int, d: Distributed, cooldown_steps: int = 0) -> Optional[int]:
+        """The run's last step where this step sets it anew; None at every other step."""
         if self.first_step is None:
             self.first_step = step - 1
-        done = step - self.first_step
+        done, window = step - self.first_step, self.TIMING_TO - self.TIMING_FROM
         if done == self.TIMING_FROM:
             self.timing_start = time.monotonic()
-        if done != self.TIMING_TO:
+        if done < self.TIMING_TO or (done - self.TIMING_TO) % window:
             return None
+        if self.last is not None and step >= self.last - cooldown_steps:
+            return None                                     # the cooldown has begun: the end stays
         now = time.monotonic()
-        per_step = all_mean((now - self.timing_start) / (self.TIMING_TO - self.TIMING_FROM), d)
+        per_step = all_mean((now - self.timing_start) / window, d)
         remaining = all_mean(self.seconds - (now - self.started), d)
-        return step + max(0, int(remaining / per_step))
+        self.timing_start = now
+        self.last = step + max(0, int(remaining / per_step))
+        return self.last
 
 
 def _adversary(cfg: WorldModelConfig, model: WorldDiT, d: Distributed, channels: int,
