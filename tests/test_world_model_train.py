@@ -14,7 +14,7 @@ from matrix_sim.models.checkpoint import CheckpointError
 from matrix_sim.stream import bundle
 from matrix_sim.stream.schedule import StreamConfig, level_schedule
 from matrix_sim.train.latents import LatentShards
-from matrix_sim.train.levels import Layout, LevelMix, sample_layout, training_levels
+from matrix_sim.train.levels import Layout, LevelMix, sample_layout, shift_context, training_levels
 from matrix_sim.train.optim import OptimSettings, warmup_stable_cooldown
 from matrix_sim.train.run_state import STATE_FILE
 from matrix_sim.train.latents import ClipBatch
@@ -120,10 +120,26 @@ def test_still_share_draws_clips_whose_picture_does_not_change(tmp_path):
     assert sum(bool((clip == clip[:1]).all()) for clip in moving.latents) < 16
 
 
-def test_a_tiny_model_overfits_one_clip(tmp_path, vae):
+def test_a_shifted_context_moves_each_clips_context_by_one_offset_a_channel():
+    x0 = torch.randn(400, 5, 4, 3, 4, generator=torch.Generator().manual_seed(0)) * torch.tensor([1.0, 2, 3, 4])[
+        None, None, :, None, None]
+    out = shift_context(x0, 3, 0.5, torch.Generator().manual_seed(1))
+    moved = out - x0
+    assert torch.equal(out[:, 3:], x0[:, 3:]) and not torch.equal(out, x0)          # the window keeps its targets
+    offsets = moved[:, 0, :, 0, 0]                                                  # (clips, channels)
+    assert torch.allclose(moved[:, :3], offsets[:, None, :, None, None].expand_as(moved[:, :3]), atol=1e-5)
+    spread = x0.mean(dim=(3, 4)).flatten(0, 1).std(dim=0)
+    assert torch.allclose(offsets.std(dim=0) / spread, torch.full((4,), 0.5), atol=0.06)   # amount x the spread
+    assert shift_context(x0, 3, 0.0, torch.Generator()) is x0 and shift_context(x0, 0, 0.5, torch.Generator()) is x0
+
+
+@pytest.mark.parametrize("context_shift", [0.0, 0.5])
+def test_a_tiny_model_overfits_one_clip(tmp_path, vae, context_shift):
     one_clip = write_latent_shards(tmp_path / "one", episodes=1, frames=6)     # one clip of 5 + the action before
+    levels = {"forcing_prob": 0.25, "context_dropout": 0.1, "partial_window": 0.1, "context_noise_max": 0.05,
+              "level_jitter": 0.5, "scene_cut": 0.5, "context_shift": context_shift}
     path = write_config(tmp_path, one_clip, tmp_path / "run", vae, steps=300, log_every=30, save_every=300,
-                        lr=3e-3, model={"width": 64, "depth": 2, "heads": 2})
+                        lr=3e-3, model={"width": 64, "depth": 2, "heads": 2}, levels=levels)
     summary = train(path, progress=False)
     assert summary.step == 300
     assert summary.last_loss < summary.first_loss / 5, summary

@@ -1,8 +1,8 @@
 """Per-frame noise levels for training, shaped like the stream the model will run in (docs/design.md).
 
-Most steps mirror inference: K context frames lightly noised (augmentation against drift), then window
-blocks at the staggered levels s_1..s_L with jitter; sometimes the context is shorter or absent and the
-window only partly filled, as when a stream starts from a prompt or from a few real frames. The rest are
+Most steps mirror inference: K context frames lightly noised and, optionally, shifted in colour as a whole
+(augmentations against drift), then window blocks at the staggered levels s_1..s_L with jitter; sometimes
+the context is shorter or absent and the window only partly filled, as when a stream starts from a prompt or from a few real frames. The rest are
 diffusion forcing: every frame at its own random level, so any schedule works.
 The layout (how many frames, which kind) is drawn once per step so a batch shares one clip length.
 Scene cuts teach the prompt switch: some clips' context comes from another episode, with that episode's
@@ -28,6 +28,22 @@ class LevelMix:
     context_noise_max: float     # context frames get a level uniform in [0, this]
     level_jitter: float          # window levels move by up to +-jitter/2 of the gap to the next level
     scene_cut: float = 0.0       # share of clips with context whose context is another scene's: a prompt switch
+    context_shift: float = 0.0   # std of a per-clip, per-channel offset on the context (units: the batch's spread)
+
+
+def shift_context(x0: torch.Tensor, context: int, amount: float, generator: torch.Generator) -> torch.Tensor:
+    """x0 (b, T, C, H, W) with one random offset per clip and channel added to its first `context` frames.
+
+    A streamed context drifts as a whole (brighter, paler) long before it loses its shapes, and a model trained
+    only on true context copies the drift on. Offsets as large as `amount` times the spread of the batch's
+    frame means (per channel) teach it to pull a shifted context back to its prompt's scene."""
+    if amount <= 0 or context == 0:
+        return x0
+    spread = x0.mean(dim=(3, 4)).flatten(0, 1).std(dim=0)                 # (C,)
+    offset = torch.randn(x0.shape[0], 1, x0.shape[2], generator=generator) * amount * spread
+    shifted = x0.clone()
+    shifted[:, :context] += offset[..., None, None]
+    return shifted
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from matrix_sim.train.distributed import Distributed, all_mean, init_distributed
 from matrix_sim.train.ema import EMA
 from matrix_sim.train.guidance import GuidanceTeacher
 from matrix_sim.train.latents import ClipBatch, LatentShards
-from matrix_sim.train.levels import Layout, LevelMix, sample_layout, training_levels
+from matrix_sim.train.levels import Layout, LevelMix, sample_layout, shift_context, training_levels
 from matrix_sim.train.own_context import with_own_context
 from matrix_sim.train.optim import cooldown_factor, optimizer_step, warmup_stable_cooldown
 from matrix_sim.train.run_state import load_state, save_state, save_torch, start_from
@@ -78,6 +78,8 @@ def flow_loss(model, clips: ClipBatch, prompts: torch.Tensor, layout: Layout, st
     levels, mask = training_levels(layout, stream, mix, x0.shape[0], generator)
     noise = torch.randn(x0.shape, generator=generator)
     s = levels[..., None, None, None]
+    if not layout.forcing:
+        x0 = shift_context(x0, layout.context, mix.context_shift, generator)
     noisy, target = (1 - s) * x0 + s * noise, noise - x0
     noisy, levels, actions, prompts = (t.to(device) for t in (noisy, levels, clips.actions[:, :frames], prompts))
     mask, target, x0 = mask.to(device), target.to(device), x0.to(device)
