@@ -1,5 +1,6 @@
 """Bindings, action scripts and session sidecars: the client's file formats and their error messages."""
 import json
+import time
 import os
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
@@ -13,7 +14,7 @@ from matrix_sim.actions import IDLE, Action
 from matrix_sim.client.bindings import CONTROLS_PATH, PadInput, load_controls
 from matrix_sim.client.menu import mode_of, switch_mode
 from matrix_sim.client.script import headless_ops, load_script
-from matrix_sim.client.session import SessionLog, load_replay, write_json_atomic
+from matrix_sim.client.session import SessionLog, load_replay, write_atomic
 from matrix_sim.config import ConfigError, load_yaml
 
 
@@ -77,17 +78,40 @@ def test_sidecar_keeps_what_replays_the_recorded_frames(tmp_path):
     log.add(("prompt", "walk city at night"))
     log.add(("step", Action(0, -1)))                       # frame 4
     log.add(("step", Action()))                            # frame 5 (not recorded)
-    side = log.sidecar(3, 4, "v.mp4")
+    side = json.loads(log.sidecar(3, 4, "v.mp4"))
     assert side["skip"] == 1 and side["frames"] == 2
     assert side["actions"] == [[1, 0.5, 0, 0, 0], [0, -1, 0, 0, 0]]
     assert side["prompts"] == [{"frame": 0, "prompt": "drive desert at sunset"},
                                {"frame": 1, "prompt": "walk city at night"}]
-    write_json_atomic(tmp_path / "s.json", side)
+    write_atomic(tmp_path / "s.json", log.sidecar(3, 4, "v.mp4"))
     replay = load_replay(tmp_path / "s.json")
     assert replay.seed == 3 and replay.ops[0] == ("reset", "drive desert at sunset") and len(replay.ops) == 4
     (tmp_path / "bad.json").write_text('{"format": "other"}')
     with pytest.raises(ValueError, match="not a matrix-sim session sidecar"):
         load_replay(tmp_path / "bad.json")
+
+
+def test_sidecar_names_the_prompt_each_frame_showed_and_stays_cheap_after_an_hour():
+    log = SessionLog("model", 0, 16)
+    log.add(("reset", "drive desert at sunset"))           # frame 0
+    log.add(("prompt", "walk city at night"))
+    log.add(("step", Action(1)))                           # frame 1 (recording starts here)
+    log.add(("prompt", "drive forest by day"))
+    log.add(("prompt", "walk city at night"))              # changed back before any frame showed the other
+    log.add(("step", Action(1)))                           # frame 2
+    log.add(("prompt", "drive forest by day"))
+    log.add(("step", Action(0, 1)))                        # frame 3
+    side = json.loads(log.sidecar(1, 3, "v.mp4"))
+    assert side["prompts"] == [{"frame": 0, "prompt": "walk city at night"},
+                               {"frame": 2, "prompt": "drive forest by day"}]
+    assert side["skip"] == 1 and side["actions"] == [[1, 0, 0, 0, 0], [1, 0, 0, 0, 0], [0, 1, 0, 0, 0]]
+    for _ in range(16 * 3600):                             # an hour at 16 frames/s
+        log.add(("step", Action(1, 0.5)))
+    started = time.perf_counter()
+    text = log.sidecar(1, 16 * 3600, "v.mp4")
+    assert time.perf_counter() - started < 0.25            # rewritten every second or two while recording
+    side = json.loads(text)
+    assert side["frames"] == 16 * 3600 and side["actions"][-1] == [1, 0.5, 0, 0, 0] and len(side["ops"]) == 16 * 3600 + 5
 
 
 def test_sidecar_checkpoint_replays_from_any_clone(tmp_path, monkeypatch):
@@ -96,7 +120,7 @@ def test_sidecar_checkpoint_replays_from_any_clone(tmp_path, monkeypatch):
     monkeypatch.chdir(clone)
     log = SessionLog("model", 0, 16, str(clone / "checkpoints" / "tiny-cpu"))
     log.add(("reset", "drive desert at sunset"))
-    write_json_atomic(tmp_path / "s.json", log.sidecar(0, 0, "v.mp4"))
+    write_atomic(tmp_path / "s.json", log.sidecar(0, 0, "v.mp4"))
     assert json.loads((tmp_path / "s.json").read_text())["checkpoint"] == "checkpoints/tiny-cpu"
     assert load_replay(tmp_path / "s.json").checkpoint == "checkpoints/tiny-cpu"   # opened from the working folder
     outside = str(tmp_path / "elsewhere")

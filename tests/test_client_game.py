@@ -332,7 +332,8 @@ def test_recording_survives_being_killed(tmp_path, sig):
 
 
 def test_a_signal_inside_write_leaves_sidecar_and_mp4_agreeing(tmp_path, monkeypatch):
-    recorder = Recorder(tmp_path / "r.mp4", 16, (64, 48), lambda first, last, video: {"frames": last - first + 1})
+    recorder = Recorder(tmp_path / "r.mp4", 16, (64, 48),
+                        lambda first, last, video: json.dumps({"frames": last - first + 1}))
     image = np.full((48, 64, 3), 128, np.uint8)
     for number in range(5):
         recorder.write(image, number)

@@ -21,7 +21,7 @@ from typing import Callable, Optional
 import av
 import numpy as np
 
-from matrix_sim.client.session import write_json_atomic
+from matrix_sim.client.session import write_atomic
 
 log = logging.getLogger(__name__)
 MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
@@ -30,7 +30,8 @@ ENCODE_QUEUE = 32          # frames waiting for the encoder before write() block
 ENCODE_TIMES = 4096        # per-frame encode times kept (the newest), for `bench play`'s median
 _open: set["Recorder"] = set()
 
-Sidecar = Callable[[int, int, str], dict]   # (first frame, last frame, video name) -> sidecar JSON
+Sidecar = Callable[[int, int, str], str]    # (first frame, last frame, video name) -> sidecar JSON
+SIDECAR_SHARE = 0.02       # of the game loop's time the sidecar's rewrites may take: the interval grows with it
 
 
 class Recorder:
@@ -50,6 +51,7 @@ class Recorder:
         self.first: Optional[int] = None
         self.last: Optional[int] = None
         self.started = time.monotonic()
+        self._next_sidecar = self.started + 1.0
         self.encode_s = 0.0
         self.encode_times: deque = deque(maxlen=ENCODE_TIMES)   # seconds per frame, newest last
         self._queue: queue.Queue = queue.Queue(maxsize=ENCODE_QUEUE)
@@ -76,7 +78,7 @@ class Recorder:
             raise ValueError(f"recorder expects {self.size[0]}x{self.size[1]} RGB, got {image.shape}")
         self._queue.put((np.ascontiguousarray(image), number))
         self.queued += 1
-        if self.queued % self.fps == 0:
+        if time.monotonic() >= self._next_sidecar:
             self._write_sidecar()
 
     def _encode(self) -> None:
@@ -99,8 +101,13 @@ class Recorder:
             self._error = exc
 
     def _write_sidecar(self) -> None:
+        """Rewrite the sidecar (what a crash leaves is at most this interval behind the mp4); the next one
+        waits a second, or longer once a rewrite costs more than SIDECAR_SHARE of that."""
         if self._sidecar is not None and self.first is not None:
-            write_json_atomic(self.sidecar_path, self._sidecar(self.first, self.last, self.path.name))
+            t = time.monotonic()
+            write_atomic(self.sidecar_path, self._sidecar(self.first, self.last, self.path.name))
+            now = time.monotonic()
+            self._next_sidecar = now + max(1.0, (now - t) / SIDECAR_SHARE)
 
     def close(self) -> None:
         """Flush the encoder and finish the file; safe to call twice and from atexit."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import threading
+from array import array
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -16,6 +18,8 @@ from typing import Optional
 from matrix_sim.actions import Action
 
 FORMAT = "matrix-sim-session/1"
+STEP_PREFIX = '{"step": '                  # a step op's JSON: its action follows
+STEP_TEXT = len(STEP_PREFIX)
 
 
 def portable_checkpoint(checkpoint: Optional[str]) -> Optional[str]:
@@ -42,50 +46,70 @@ def op_from_json(entry: dict, where: str) -> tuple:
 
 
 class SessionLog:
-    """Ops in the order the world thread ran them, each with the session frame number it produced."""
+    """Ops in the order the world thread ran them, each with the session frame number it produced.
+
+    A recording rewrites its sidecar every second or two, so each op is kept only as its JSON, made once when it
+    is logged (~120 bytes a frame), and a sidecar is slices of those texts: a few milliseconds after hours."""
 
     def __init__(self, world: str, seed: int, frame_rate: int, checkpoint: Optional[str] = None):
         self.world, self.seed, self.frame_rate = world, seed, frame_rate
         self.checkpoint = portable_checkpoint(checkpoint)
-        self._ops: list[tuple[tuple, Optional[int]]] = []
-        self._frames = 0
+        self._texts: list[str] = []                  # each op's JSON
+        self._frame_ops = array("q")                 # frame n -> the index of the op that produced it
+        self._resets: list[int] = []                 # the frames resets produced, ascending
+        self._scenes: list[tuple[int, str]] = []     # (op index, prompt) of the reset and prompt ops
         self._lock = threading.Lock()
 
     def add(self, op: tuple) -> Optional[int]:
         """Log an op the world just ran; returns the number of the frame it produced (None for a prompt)."""
         with self._lock:
-            number = None if op[0] == "prompt" else self._frames
-            self._frames += number is not None
-            self._ops.append((op, number))
+            index = len(self._texts)
+            number = None if op[0] == "prompt" else len(self._frame_ops)
+            self._texts.append(json.dumps(op_to_json(op)))
+            if op[0] != "step":
+                self._scenes.append((index, op[1]))
+            if number is not None:
+                self._frame_ops.append(index)
+                if op[0] == "reset":
+                    self._resets.append(number)
             return number
 
-    def sidecar(self, first: int, last: int, video: str) -> dict:
-        """What replays session frames first..last: the ops from the last reset at or before `first`."""
+    def sidecar(self, first: int, last: int, video: str) -> str:
+        """The JSON that replays session frames first..last: the ops from the last reset at or before `first`
+        to the one that produced `last`, the recorded frames' actions, and the prompt each frame showed."""
         with self._lock:
-            ops = list(self._ops)
-        start = max(i for i, (op, n) in enumerate(ops) if op[0] == "reset" and n is not None and n <= first)
-        kept = [(op, n) for op, n in ops[start:] if n is None or n <= last]
-        while kept and kept[-1][1] is None:       # a prompt change after the last recorded frame
-            kept.pop()
-        current, actions, prompts = None, [], []
-        for op, n in kept:
-            if op[0] != "step":
-                current = op[1]
-            if n is not None and n >= first:
-                actions.append(op_to_json(op)["step"] if op[0] == "step" else None)
-                if not prompts or prompts[-1]["prompt"] != current:
-                    prompts.append({"frame": n - first, "prompt": current})
-        return {
+            reset = self._resets[bisect_right(self._resets, first) - 1]
+            start, end = self._frame_ops[reset], self._frame_ops[last]
+            ops = self._texts[start:end + 1]
+            actions = [self._texts[i][STEP_TEXT:-1] if self._texts[i].startswith(STEP_PREFIX) else "null"
+                       for i in self._frame_ops[first:last + 1]]
+            prompts = self._prompts(start, end, first)
+        header = json.dumps({
             "format": FORMAT, "world": self.world, "checkpoint": self.checkpoint, "seed": self.seed,
-            "frame_rate": self.frame_rate, "video": video, "frames": len(actions), "skip": first - ops[start][1],
-            "actions": actions, "prompts": prompts, "ops": [op_to_json(op) for op, _ in kept],
-        }
+            "frame_rate": self.frame_rate, "video": video, "frames": len(actions), "skip": first - reset,
+            "prompts": prompts}, indent=1)
+        return (header[:-2] + ',\n "actions": [\n  ' + ",\n  ".join(actions) + '\n ],\n "ops": [\n  '
+                + ",\n  ".join(ops) + "\n ]\n}\n")
+
+    def _prompts(self, start: int, end: int, first: int) -> list[dict]:
+        """[{frame, prompt}]: the prompt of the recording's first frame and each change after it (frames
+        counted from `first`), from the reset and prompt ops between op indices start and end."""
+        shown: list[dict] = []
+        for index, prompt in self._scenes[bisect_left(self._scenes, (start,)):]:
+            if index > end:
+                break
+            frame = max(bisect_left(self._frame_ops, index) - first, 0)     # the first frame made under it
+            if shown and shown[-1]["frame"] == frame:
+                shown.pop()
+            if not shown or shown[-1]["prompt"] != prompt:
+                shown.append({"frame": frame, "prompt": prompt})
+        return shown
 
 
-def write_json_atomic(path: Path, data: dict) -> None:
+def write_atomic(path: Path, text: str) -> None:
     """Write via a temporary file so a crash mid-write leaves the previous version, never half a file."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
+    tmp.write_text(text)
     os.replace(tmp, path)
 
 
