@@ -111,7 +111,8 @@ def test_sidecar_names_the_prompt_each_frame_showed_and_stays_cheap_after_an_hou
     text = log.sidecar(1, 16 * 3600, "v.mp4")
     assert time.perf_counter() - started < 0.25            # rewritten every second or two while recording
     side = json.loads(text)
-    assert side["frames"] == 16 * 3600 and side["actions"][-1] == [1, 0.5, 0, 0, 0] and len(side["ops"]) == 16 * 3600 + 5
+    assert side["frames"] == 16 * 3600 and side["actions"][-1] == [1, 0.5, 0, 0, 0]
+    assert len(side["ops"]) == 16 * 3600 + 5
 
 
 def test_sidecar_checkpoint_replays_from_any_clone(tmp_path, monkeypatch):

@@ -2,9 +2,9 @@
 
 Most steps mirror inference: K context frames lightly noised and, optionally, shifted in colour as a whole
 (augmentations against drift), then window blocks at the staggered levels s_1..s_L with jitter; sometimes
-the context is shorter or absent and the window only partly filled, as when a stream starts from a prompt or from a few real frames. The rest are
-diffusion forcing: every frame at its own random level, so any schedule works.
-The layout (how many frames, which kind) is drawn once per step so a batch shares one clip length.
+the context is shorter or absent and the window only partly filled, as when a stream starts from a prompt
+or from a few real frames. The rest are diffusion forcing: every frame at its own random level, so any
+schedule works. The layout (how many frames, which kind) is drawn once per step so a batch shares one clip length.
 Scene cuts teach the prompt switch: some clips' context comes from another episode, with that episode's
 prompt on those frames, and the window must become the scene of its own prompt (as after set_prompt).
 """
