@@ -49,7 +49,7 @@ class SessionLog:
     """Ops in the order the world thread ran them, each with the session frame number it produced.
 
     A recording rewrites its sidecar every second or two, so each op is kept only as its JSON, made once when it
-    is logged (~120 bytes a frame), and a sidecar is slices of those texts: a few milliseconds after hours."""
+    is logged, and a sidecar joins slices of those texts instead of serialising the whole session again."""
 
     def __init__(self, world: str, seed: int, frame_rate: int, checkpoint: Optional[str] = None):
         self.world, self.seed, self.frame_rate = world, seed, frame_rate
