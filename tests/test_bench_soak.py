@@ -2,10 +2,14 @@
 import json
 import math
 import os
+import sys
+
+import torch
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 from matrix_sim.eval.bench_soak import bench_soak, memory_now, probe_mp4
+from matrix_sim.eval.timed_world import StageClock
 
 from wm_helpers import make_bundle, one_thread  # noqa: F401
 
@@ -67,3 +71,17 @@ def test_probe_mp4_flags_a_short_recording(tmp_path):
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video")
     assert not probe_mp4(broken, 20, 16)["valid"]
+
+
+def test_an_hour_of_stage_timings_allocates_no_object_a_value():
+    """The soak's per-frame figures over an hour (~60 000 frames) must not grow the heap a Python object at a time."""
+    clock = StageClock(torch.device("cpu"))
+    for _ in range(100):                      # the first values of each stage (the dict entries, the arrays)
+        with clock.time("decode", frames=2):
+            pass
+    before = sys.getallocatedblocks()
+    for _ in range(20_000):
+        with clock.time("decode", frames=2):
+            pass
+    assert sys.getallocatedblocks() - before < 1_000
+    assert len(clock.times["decode"]) == 20_100

@@ -51,7 +51,7 @@ from matrix_sim.config import CONFIG_DIR
 from matrix_sim.device import (compute_dtype, cpu_name, decodes_ahead, describe, game_threads, pick_device,
                                samples_in_process)
 from matrix_sim.eval.flops import count_flops, matmul_peak
-from matrix_sim.eval.timed_world import Parts, TimedWorldModel, load_parts
+from matrix_sim.eval.timed_world import Parts, TimedWorldModel, load_parts, series
 from matrix_sim.runtime import TORCH, prepare_runtime
 from matrix_sim.world.renderer import create_context
 
@@ -85,7 +85,7 @@ def _median(values, scale: float = 1.0, digits: int = 2) -> Optional[float]:
     return round(scale * statistics.median(values), digits) if values else None
 
 
-def _windowed_fps(times: list[float], start: float, end: float) -> float:
+def _windowed_fps(times, start: float, end: float) -> float:
     """Median over consecutive windows of the frames generated per second (a 1 s window, shorter in short runs)."""
     width = min(FPS_WINDOW_S, (end - start) / 4)
     count = max(1, int((end - start) / width))
@@ -128,8 +128,8 @@ class PlayRun:
         self.recorder: Optional[Recorder] = None
         self.action, self.next_change = IDLE, math.inf
         self.pending: deque = deque()                  # (time, action) of changes not yet on screen
-        self.taken, self.latencies, self.flicker, self.queued = [], [], [], []
-        self.stages = {"hud": [], "display": [], "record_write": []}
+        self.taken, self.latencies, self.flicker, self.queued = series(), series(), series(), series()
+        self.stages = {"hud": series(), "display": series(), "record_write": series()}
         self.missed, self.displayed = 0, 0
         self.start = self.end = None
         self._previous: Optional[np.ndarray] = None
