@@ -8,13 +8,15 @@ from safetensors.torch import load_file
 from matrix_sim.config import ConfigError
 from matrix_sim.stream import bundle
 from matrix_sim.train.latents import ClipBatch
-from matrix_sim.train.own_context import OwnContext, own_estimates, with_own_context
+from matrix_sim.stream.schedule import StreamConfig
+from matrix_sim.train.own_context import OwnContext, own_estimates, unrolled, with_own_context
 from matrix_sim.train.world_config import load_config
 from matrix_sim.train.world_model import LOG_FILE, train
 
 from wm_helpers import one_thread, save_tiny_vae, write_config, write_latent_shards  # noqa: F401 (autouse fixture)
 
 CPU = torch.device("cpu")
+STREAM = StreamConfig(context_frames=3, levels=3, block_frames=2, context_level=0.05)
 
 
 class PerfectModel(torch.nn.Module):
@@ -27,7 +29,7 @@ class PerfectModel(torch.nn.Module):
 
     def forward(self, noisy, levels, actions, prompts):
         self.seen.append((noisy.shape, levels.clone(), actions.clone(), prompts.clone()))
-        return (noisy - self.truth) / levels[..., None, None, None]
+        return (noisy - self.truth[:, :noisy.shape[1]]) / levels[..., None, None, None]
 
 
 class StillModel(torch.nn.Module):
@@ -65,7 +67,7 @@ def test_only_the_context_of_the_picked_clips_is_replaced():
     settings = OwnContext(share=0.5, levels=(0.3, 0.3))
     before = batch.latents.clone()
     model = PerfectModel(torch.zeros(2, 3, 4, 4, 6))                             # estimates: all zero
-    out = with_own_context(model, batch, prompts, rows, 3, settings, torch.Generator().manual_seed(0), CPU)
+    out = with_own_context(model, batch, prompts, rows, 3, settings, STREAM, torch.Generator().manual_seed(0), CPU)
     assert out.latents[rows, :3].abs().max() < 1e-5
     assert torch.equal(out.latents[~rows], before[~rows]) and torch.equal(out.latents[:, 3:], before[:, 3:])
     assert torch.equal(out.actions, batch.actions) and torch.equal(batch.latents, before)     # inputs untouched
@@ -73,13 +75,41 @@ def test_only_the_context_of_the_picked_clips_is_replaced():
     assert shape == (2, 3, 4, 4, 6) and torch.equal(actions, batch.actions[rows, :3])
     assert torch.equal(seen_prompts, prompts[rows, :3])                # each context frame with its own prompt
     shared = torch.randn(4, 3)                                         # one prompt a clip
-    with_own_context(model, batch, shared, rows, 3, settings, torch.Generator().manual_seed(0), CPU)
+    with_own_context(model, batch, shared, rows, 3, settings, STREAM, torch.Generator().manual_seed(0), CPU)
     assert torch.equal(model.seen[1][3], shared[rows, None].expand(-1, 3, -1))
-    untouched = with_own_context(model, batch, shared, np.zeros(4, dtype=bool), 3, settings, torch.Generator(), CPU)
+    untouched = with_own_context(model, batch, shared, np.zeros(4, dtype=bool), 3, settings, STREAM, torch.Generator(), CPU)
     assert untouched is batch and len(model.seen) == 2
 
 
+def test_unrolled_frames_are_the_models_own_chain_behind_the_frames_before_them():
+    truth = clips(batch=2, frames=5).latents
+    actions, prompts = torch.rand(2, 5, 5), torch.randn(2, 5, 7)
+    perfect = PerfectModel(truth)
+    out = unrolled(perfect, truth, actions, prompts, 3, STREAM, torch.Generator().manual_seed(0), CPU)
+    assert torch.allclose(out, truth, atol=1e-4)            # a perfect model's chain lands on the true frames
+    # blocks of B = 2 after the two kept frames: frames 2-3 then 4, each in L = 3 steps from s = 1
+    assert [seen[0][1] for seen in perfect.seen] == [4, 4, 4, 5, 5, 5]
+    block_levels = [seen[1][0, -1].item() for seen in perfect.seen]
+    assert block_levels == pytest.approx([1.0, 2 / 3, 1 / 3] * 2)
+    assert torch.allclose(perfect.seen[3][1][0, :4], torch.full((4,), 0.05))      # what came before: context level
+    assert torch.equal(perfect.seen[0][2], actions[:, :4]) and torch.equal(perfect.seen[3][3], prompts)
+    still = unrolled(StillModel(), truth, actions, prompts, 3, STREAM, torch.Generator().manual_seed(0), CPU)
+    assert torch.equal(still[:, :2], truth[:, :2])           # the kept frames are left as they are
+    assert (still[:, 2:] - truth[:, 2:]).abs().mean() > 0.5 and 0.8 < still[:, 2:].std() < 1.2   # v = 0: noise
+
+
+def test_with_unroll_the_last_context_frames_are_unrolled_after_the_estimates():
+    batch = clips()
+    rows = np.array([True, True, False, False])
+    model = PerfectModel(torch.zeros(2, 3, 4, 4, 6))
+    out = with_own_context(model, batch, torch.randn(4, 3), rows, 3, OwnContext(0.5, (0.3, 0.3), unroll=2), STREAM,
+                           torch.Generator().manual_seed(0), CPU)
+    assert out.latents[rows, :3].abs().max() < 1e-4
+    assert len(model.seen) == 1 + 3                           # the estimate, then one block of two in L = 3 steps
+
+
 @pytest.mark.parametrize("section, message", [
+    ({"share": 0.5, "levels": [0.1, 0.5], "unroll": -1}, "unroll must be >= 0"),
     ({"share": 1.5, "levels": [0.1, 0.5]}, "share must lie in"),
     ({"share": 0.5, "levels": [0.6, 0.1]}, "low <= high"),
     ({"share": 0.5, "levels": [0.1]}, r"must be \[low, high\]"),

@@ -139,7 +139,7 @@ def training_batch(cfg: WorldModelConfig, shards: LatentShards, prompts: PromptB
         clips, embedded = cut_scenes(clips, embedded, other, prompts.embed_many(other.texts), cuts, layout.context)
     if cfg.own_context:
         clips = with_own_context(ema_model, clips, embedded, context_rows(rng, layout, cfg.own_context.share, batch),
-                                 layout.context, cfg.own_context, generator, device)
+                                 layout.context, cfg.own_context, cfg.stream, generator, device)
     return layout, clips, embedded, generator
 
 
@@ -197,8 +197,9 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
             log.info("%.0f %% of the clips drawn from the %d still ones", 100 * cfg.still_share,
                      len(shards.still_starts()))
         if cfg.own_context:
-            log.info("context from the model's own estimates in %.0f %% of the stream-shaped clips (levels %s)",
-                     100 * cfg.own_context.share, list(cfg.own_context.levels))
+            log.info("context from the model's own estimates in %.0f %% of the stream-shaped clips (levels %s, "
+                     "the last %d frames unrolled)", 100 * cfg.own_context.share, list(cfg.own_context.levels),
+                     cfg.own_context.unroll)
         log.info("training the world model (%.2fM parameters) on %s, %d process(es), from step %d to %d; run dir %s",
                  sum(p.numel() for p in model.parameters()) / 1e6, describe(d.device), d.world_size, step,
                  total_steps, run_dir)
