@@ -106,6 +106,7 @@ def test_with_unroll_the_last_context_frames_are_unrolled_after_the_estimates():
                            torch.Generator().manual_seed(0), CPU)
     assert out.latents[rows, :3].abs().max() < 1e-4
     assert len(model.seen) == 1 + 3                           # the estimate, then one block of two in L = 3 steps
+    assert model.seen[0][0][1] == 1                           # only the kept frame is estimated
 
 
 @pytest.mark.parametrize("section, message", [

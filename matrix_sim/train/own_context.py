@@ -95,10 +95,14 @@ def with_own_context(model: torch.nn.Module, clips: ClipBatch, prompts: torch.Te
     picked = torch.from_numpy(rows)
     frame_prompts = prompts[:, :context] if prompts.dim() == 3 else prompts[:, None].expand(-1, context, -1)
     latents = clips.latents.clone()
-    own = own_estimates(model, clips.latents[picked, :context], clips.actions[picked, :context],
-                        frame_prompts[picked], settings.levels, generator, device)
-    if settings.unroll:
-        own = unrolled(model, own, clips.actions[picked, :context], frame_prompts[picked],
-                       min(settings.unroll, context), stream, generator, device)
+    actions, frame_prompts = clips.actions[picked, :context], frame_prompts[picked]
+    unroll = min(settings.unroll, context)
+    own = latents[picked, :context]
+    if unroll < context:                  # the unrolled frames replace their estimates: those are not made
+        kept = context - unroll
+        own[:, :kept] = own_estimates(model, own[:, :kept], actions[:, :kept], frame_prompts[:, :kept],
+                                      settings.levels, generator, device)
+    if unroll:
+        own = unrolled(model, own, actions, frame_prompts, unroll, stream, generator, device)
     latents[picked, :context] = own
     return ClipBatch(latents, clips.actions, clips.texts)
