@@ -2,11 +2,10 @@
 
 A step is the training loop's (train/world_model.py), built from the same pieces in the same order: a seeded
 clip layout, a batch of clips, scene cuts, context from the EMA model's own estimates (own_context:), the flow
-loss with the guidance teacher's and the adversary's terms where the config has them, backward, gradient clip,
-AdamW and the EMA update, then the discriminator's update. The clips are synthetic latents of the config's
-shape (no data set needed) or the config's own latent shards (`data="real"`); prompts are hashed vectors
-(the loop looks its embeddings up in a cache, so the cost is the same). Steps are numbered from the end of
-the warm-up (and the adversary's start), so the steady state is timed, adversarial term included.
+loss with the guidance teacher's term where the config has one, backward, gradient clip, AdamW and the EMA
+update. The clips are synthetic latents of the config's shape (no data set needed) or the config's own latent
+shards (`data="real"`); prompts are hashed vectors (the loop looks its embeddings up in a cache, so the cost is
+the same). Steps are numbered from the end of the warm-up, so the steady state is timed.
 
 Each variant builds a fresh model, runs WARMUP_STEPS, then times `steps` steps (the same step numbers, hence the
 same layouts, in every variant): clips/s is the batch over the median step time. The levers, side by side:
@@ -39,8 +38,6 @@ from matrix_sim.eval.flops import PEAK_SIZE, count_flops, matmul_peak
 from matrix_sim.eval.timed_world import FRAME_SIZE, RANDOM_INIT_STD, VAE_FACTOR, HashEncoder
 from matrix_sim.models.dit import WorldDiT
 from matrix_sim.models.prompt import PromptBank
-from matrix_sim.train.adversarial import Adversary
-from matrix_sim.train.distributed import Distributed
 from matrix_sim.train.ema import EMA
 from matrix_sim.train.guidance import GuidanceTeacher
 from matrix_sim.train.latents import MANIFEST, ClipBatch, LatentShards
@@ -82,7 +79,7 @@ class SyntheticClips:
 
 
 class RecipeTrainer:
-    """A fresh model, AdamW, EMA (and the config's teacher and adversary) stepping the training loop's steps."""
+    """A fresh model, AdamW, EMA (and the config's teacher) stepping the training loop's steps."""
 
     def __init__(self, cfg: WorldModelConfig, clips, bank: PromptBank, device: torch.device, batch: int):
         self.cfg, self.clips, self.bank, self.device, self.batch = cfg, clips, bank, device, batch
@@ -95,22 +92,16 @@ class RecipeTrainer:
         self.ema = EMA(self.model, cfg.train.ema_decay)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
         self.teacher = GuidanceTeacher(cfg.guidance, cfg.model_config(), device) if cfg.guidance else None
-        self.adversary = None
-        if cfg.adversarial is not None and cfg.adversarial.weight:
-            self.adversary = Adversary(cfg.adversarial, self.model.patch_out.weight, Distributed(0, 1, device),
-                                       in_channels=clips.latent_shape[0])
 
     def step(self, step: int) -> float:
         """One training step numbered `step` (its layout, clips and noise follow from the number); its loss."""
         cfg = self.cfg
         layout, clips, embedded, generator = training_batch(cfg, self.clips, self.bank, self.ema.model, step, 0,
                                                             self.batch, self.device)
-        out = flow_loss(self.model, clips, embedded, layout, cfg.stream, cfg.levels, generator, self.device,
-                        self.teacher, self.adversary, step)
-        optimizer_step(out.loss, self.model, self.opt, self.ema, step, cfg.train.grad_clip)
-        if self.adversary is not None:
-            self.adversary.update(*out.judged)
-        return out.loss.item()
+        loss = flow_loss(self.model, clips, embedded, layout, cfg.stream, cfg.levels, generator, self.device,
+                         self.teacher)
+        optimizer_step(loss, self.model, self.opt, self.ema, step, cfg.train.grad_clip)
+        return loss.item()
 
     def forward_flops(self, step: int) -> int:
         """FLOPs of step `step`'s flow-loss forward alone (no backward, no own-context estimates)."""
@@ -221,8 +212,8 @@ def bench_train(config: str | Path = DEFAULT_CONFIG, steps: int = DEFAULT_STEPS,
     peak_dtypes = (torch.float32, torch.bfloat16) if bf16_usable else (torch.float32,)
     peaks = {DTYPES.get(dt, str(dt)): [_peak(torch_device, dt, peak_size, all_threads)] for dt in peak_dtypes}
 
-    # steady state: numbered after the schedule's warm-up and the adversary's start, so its term is in the step
-    first = max(cfg.train.warmup_steps, cfg.adversarial.start_step if cfg.adversarial else 0)
+    # steady state: numbered after the schedule's warm-up
+    first = cfg.train.warmup_steps
     warmup = list(range(first, first + warmup_steps))
     timed = list(range(first + warmup_steps, first + warmup_steps + steps))
     batch = cfg.train.batch_size
@@ -287,7 +278,6 @@ def bench_train(config: str | Path = DEFAULT_CONFIG, steps: int = DEFAULT_STEPS,
         "config": str(config),
         "recipe": {"batch_size": batch, "clip_frames": cfg.stream.clip_frames,
                    "own_context": cfg.own_context is not None,
-                   "adversarial": cfg.adversarial is not None and bool(cfg.adversarial.weight),
                    "guidance": cfg.guidance is not None, "still_share": cfg.still_share,
                    "scene_cut": cfg.levels.scene_cut, "forcing_prob": cfg.levels.forcing_prob},
         "latent_shape": list(clips.latent_shape),

@@ -1,11 +1,8 @@
-"""An adversarial term: a patch discriminator judges real samples against a generator's (the decoder's crops,
-the world model's frame estimates).
+"""An adversarial term for the autoencoder: a patch discriminator judges the decoder's crops against the footage's.
 
 MSE, L1 and the image-gradient term all reward the mean of what a latent could show, which is a blur: a codec
 trained on them alone keeps about half of the footage's edges (eval-vae's edge density). A discriminator instead rewards a decoder
-for edges that look like the footage's, as TAESD's decoder is trained. The world model's flow loss has the same
-bias: its one-shot estimate of a frame is the mean of what the frame could be, so it judges those estimates on
-latents (`EstimateAdversarial`). Hinge loss for the discriminator; the generator's term is weighted adaptively,
+for edges that look like the footage's, as TAESD's decoder is trained. Hinge loss for the discriminator; the generator's term is weighted adaptively,
 as in VQGAN (Esser et al. 2021): `weight` times the ratio of the base loss's gradient norm to the adversarial
 term's at the generator's output layer, so one factor means the same whatever the losses' scales. Off (weight 0)
 unless a config asks for it.
@@ -13,7 +10,6 @@ unless a config asks for it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -42,20 +38,6 @@ class AdversarialSettings:
             raise ValueError(f"channels must be a non-empty list of positive widths, got {self.channels}")
 
 
-@dataclass(frozen=True)
-class EstimateAdversarial(AdversarialSettings):
-    """The `adversarial` section of a world-model config: the discriminator reads latents and judges the
-    model's one-shot estimates x0_hat = x_s - s * v of the scored frames at levels <= max_level (the stream's
-    last Euler step emits such an estimate, from s = 1 / L; noisier ones are blurs by nature)."""
-
-    max_level: float = 0.5
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not 0.0 < self.max_level <= 1.0:
-            raise ValueError(f"max_level must lie in (0, 1], got {self.max_level}")
-
-
 def adaptive_weight(reconstruction: torch.Tensor, adversarial: torch.Tensor, layer: torch.Tensor) -> float:
     """|d reconstruction / d layer| / |d adversarial / d layer|: the adversarial term's gradient scaled to the
     reconstruction's at the same weights."""
@@ -64,31 +46,17 @@ def adaptive_weight(reconstruction: torch.Tensor, adversarial: torch.Tensor, lay
     return float((g_rec.norm() / (g_adv.norm() + 1e-4)).clamp(0, MAX_ADAPTIVE_WEIGHT))
 
 
-def weighted_mean(scores: torch.Tensor, weights: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """The mean of each sample's scores, weighted per sample (weights 0 or 1 pick samples; all 0 gives 0, still
-    in the graph, so every process of a DDP run takes part in the backward)."""
-    per_sample = scores.reshape(len(scores), -1).mean(dim=1)
-    if weights is None:
-        return per_sample.mean()
-    weights = weights.to(per_sample.dtype)
-    return (per_sample * weights).sum() / weights.sum().clamp(min=1.0)
-
-
-def hinge_discriminator_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor,
-                             weights: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """weights: per sample, for the real and the fake scores alike (the pairs are the same frames)."""
-    return weighted_mean(F.relu(1 - real_scores), weights) + weighted_mean(F.relu(1 + fake_scores), weights)
+def hinge_discriminator_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    return F.relu(1 - real_scores).mean() + F.relu(1 + fake_scores).mean()
 
 
 class Adversary:
     """The discriminator, its optimiser, and the two halves of a step: the generator's term, the discriminator's
-    update. Its state rides in the run's saved state, so a resumed run keeps its discriminator.
-    in_channels: 3 for images, the latent channels for latents."""
+    update. Its state rides in the run's saved state, so a resumed run keeps its discriminator."""
 
-    def __init__(self, settings: AdversarialSettings, output_layer: torch.Tensor, d: Distributed,
-                 in_channels: int = 3):
+    def __init__(self, settings: AdversarialSettings, output_layer: torch.Tensor, d: Distributed):
         self.settings = settings
-        self.model = PatchDiscriminator(tuple(settings.channels), in_channels).to(d.device)
+        self.model = PatchDiscriminator(tuple(settings.channels)).to(d.device)
         self.ddp = wrap_model(self.model, d)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=settings.lr, betas=(0.5, 0.9))
         self.output_layer = output_layer
@@ -98,29 +66,18 @@ class Adversary:
         with autocast(self.device):
             return self.ddp(images).float()
 
-    def generator_loss(self, fake: torch.Tensor, base: torch.Tensor, step: int,
-                       weights: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, dict]:
-        """The base loss (reconstruction, flow) plus the weighted adversarial term on `fake` (from `start_step` on);
-        weights: which samples of `fake` count (see weighted_mean); no figures when none does."""
+    def generator_loss(self, fake: torch.Tensor, base: torch.Tensor, step: int) -> tuple[torch.Tensor, dict]:
+        """The base loss (reconstruction) plus the weighted adversarial term on `fake` (from `start_step` on)."""
         if step < self.settings.start_step:
             return base, {}
-        fooled = -weighted_mean(self._scores(fake), weights)
-        if weights is not None and not weights.any():
-            return base + 0.0 * fooled, {}
+        fooled = -self._scores(fake).mean()
         weight = self.settings.weight * adaptive_weight(base, fooled, self.output_layer)
         return base + weight * fooled, {"adversarial": fooled.item(), "adversarial_weight": weight}
 
-    def set_rate_factor(self, factor: float) -> None:
-        """The discriminator's rate as a share of `settings.lr`: it cools down with the model it judges (one at full
-        rate through the model's cooldown overpowers it and drives the adaptive weight towards zero)."""
-        for group in self.opt.param_groups:
-            group["lr"] = self.settings.lr * factor
-
-    def update(self, real: torch.Tensor, fake: torch.Tensor, weights: Optional[torch.Tensor] = None) -> dict:
-        """One discriminator step on real samples against (detached) generated ones, in one forward; weights:
-        which pairs count (see weighted_mean)."""
+    def update(self, real: torch.Tensor, fake: torch.Tensor) -> dict:
+        """One discriminator step on real samples against (detached) generated ones, in one forward."""
         scores = self._scores(torch.cat([real, fake.detach()]))
-        loss = hinge_discriminator_loss(scores[:len(real)], scores[len(real):], weights)
+        loss = hinge_discriminator_loss(scores[:len(real)], scores[len(real):])
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()

@@ -11,7 +11,7 @@ import logging
 import math
 import shutil
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
@@ -27,22 +27,20 @@ from matrix_sim.models.prompt import PromptBank
 from matrix_sim.stream import bundle
 from matrix_sim.stream.schedule import StreamConfig
 from matrix_sim.stream.starts import STARTS_FILE, write_starts
-from matrix_sim.train.adversarial import FIGURES as ADVERSARIAL_FIGURES, Adversary
 from matrix_sim.train.distributed import Distributed, all_mean, init_distributed, log_finish, shutdown, wrap_model
 from matrix_sim.train.ema import EMA
 from matrix_sim.train.guidance import GuidanceTeacher
 from matrix_sim.train.latents import ClipBatch, LatentShards
 from matrix_sim.train.levels import Layout, LevelMix, sample_layout, shift_context, training_levels
 from matrix_sim.train.own_context import with_own_context
-from matrix_sim.train.optim import cooldown_factor, optimizer_step, warmup_stable_cooldown
-from matrix_sim.train.run_state import load_state, save_state, save_torch, start_from
+from matrix_sim.train.optim import optimizer_step, warmup_stable_cooldown
+from matrix_sim.train.run_state import load_state, save_state, start_from
 from matrix_sim.train.world_config import WorldModelConfig, load_config
 from matrix_sim.world.gym_world import gym_prompts
 from matrix_sim.world.scenes import scene_catalog
 
 log = logging.getLogger(__name__)
 TRAIN_PROMPTS = "prompts-train.safetensors"     # every caption of the data, embedded once per run
-DISCRIMINATOR_FILE = "discriminator.pt"         # the adversary's state beside the run's state (adversarial:)
 LOG_FILE = "train.log"
 TRAINED_STREAM_KEYS = ("context_frames", "levels", "block_frames", "shift")
 
@@ -55,22 +53,10 @@ class TrainSummary:
     last_loss: float           # mean loss of the last one
 
 
-@dataclass
-class StepLoss:
-    """A step's loss, the figures to log beside it, and what a discriminator learns from next."""
-
-    loss: torch.Tensor
-    stats: dict = field(default_factory=dict)        # "adversarial", "adversarial_weight"
-    judged: Optional[tuple] = None      # (true latents, the model's estimates, which of them count)
-
-
 def flow_loss(model, clips: ClipBatch, prompts: torch.Tensor, layout: Layout, stream: StreamConfig, mix: LevelMix,
-              generator: torch.Generator, device: torch.device, teacher: Optional[GuidanceTeacher] = None,
-              adversary: Optional[Adversary] = None, step: int = 0) -> StepLoss:
+              generator: torch.Generator, device: torch.device, teacher: Optional[GuidanceTeacher] = None) -> torch.Tensor:
     """The mean squared error of the predicted v = noise - x0 on the frames the layout scores (with a teacher,
-    the target carries its guided action difference too: train/guidance.py), plus the adversary's weighted
-    term on the estimates x0_hat = x_s - s * v of the scored frames at levels <= its max_level (from its
-    start `step` on; train/adversarial.py)."""
+    the target carries its guided action difference too: train/guidance.py)."""
     frames = layout.frames(stream)
     x0 = clips.latents[:, :frames]
     if prompts.dim() == 3:                  # per-frame prompts (scene cuts)
@@ -82,21 +68,13 @@ def flow_loss(model, clips: ClipBatch, prompts: torch.Tensor, layout: Layout, st
         x0 = shift_context(x0, layout.context, mix.context_shift, generator)
     noisy, target = (1 - s) * x0 + s * noise, noise - x0
     noisy, levels, actions, prompts = (t.to(device) for t in (noisy, levels, clips.actions[:, :frames], prompts))
-    mask, target, x0 = mask.to(device), target.to(device), x0.to(device)
+    mask, target = mask.to(device), target.to(device)
     if teacher is not None:
         target = target + teacher.target_shift(noisy, levels, actions, prompts, mask)
     with autocast(device):
         v = model(noisy, levels, actions, prompts)
     per_frame = (v.float() - target).pow(2).mean(dim=(2, 3, 4))
-    out = StepLoss((per_frame * mask).sum() / mask.sum())
-    if adversary is None:
-        return out
-    estimate = noisy - levels[..., None, None, None] * v.float()
-    # every scored frame is judged, those above max_level with weight 0 (DDP)
-    out.judged = (x0[mask], estimate[mask], (levels <= adversary.settings.max_level)[mask])
-    out.loss, judged = adversary.generator_loss(out.judged[1], out.loss, step, out.judged[2])
-    out.stats.update(judged)
-    return out
+    return (per_frame * mask).sum() / mask.sum()
 
 
 def context_rows(rng: np.random.Generator, layout: Layout, share: float, batch: int) -> np.ndarray:
@@ -190,7 +168,6 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
     if step == 0 and cfg.init_from:
         start_from(Path(cfg.init_from) / bundle.DIT_DIR, WorldDiT, cfg.model_config(), model, ema, what="world model")
     teacher = GuidanceTeacher(cfg.guidance, cfg.model_config(), d.device) if cfg.guidance else None
-    adversary = _adversary(cfg, model, d, shards.latent_shape[0], run_dir if step else None)
     if d.is_main:
         _write_bundle_parts(run_dir, cfg, shards)
         if cfg.still_share:
@@ -207,20 +184,14 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
     per_process = cfg.train.batch_size // d.world_size
     schedule = replace(cfg.train, steps=total_steps)      # `train --steps N` moves the cooldown to N too
     bar = tqdm(total=total_steps, initial=step, desc="train world model", unit="step", disable=not progress)
-    losses, figures, intervals, interval_start = [], {}, [], time.perf_counter()
-    figure_keys = ADVERSARIAL_FIGURES if adversary else ()
+    losses, intervals, interval_start = [], [], time.perf_counter()
     while step < total_steps:
         for group in opt.param_groups:
             group["lr"] = warmup_stable_cooldown(step, schedule)
-        if adversary is not None:       # it learns alone through the warm-up, at full rate, and cools down alongside
-            adversary.set_rate_factor(cooldown_factor(step, schedule))
         layout, clips, embedded, generator = training_batch(cfg, shards, prompts, ema.model, step, d.rank,
                                                             per_process, d.device)
-        out = flow_loss(ddp, clips, embedded, layout, cfg.stream, cfg.levels, generator, d.device, teacher,
-                        adversary, step)
-        optimizer_step(out.loss, model, opt, ema, step, cfg.train.grad_clip)
-        if adversary is not None:
-            out.stats.update(adversary.update(*out.judged))
+        loss = flow_loss(ddp, clips, embedded, layout, cfg.stream, cfg.levels, generator, d.device, teacher)
+        optimizer_step(loss, model, opt, ema, step, cfg.train.grad_clip)
         step += 1
         bar.update(1)
         if budget is not None and (last := budget.last_step(step, d, schedule.cooldown_steps)) is not None:
@@ -230,22 +201,18 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
             schedule = replace(schedule, steps=total_steps)
             bar.total = total_steps
             bar.refresh()
-        losses.append(out.loss.item())
-        for key in figure_keys:
-            figures.setdefault(key, []).append(out.stats.get(key, math.nan))
+        losses.append(loss.item())
         if step % cfg.train.log_every == 0 or step == total_steps:
             intervals.append(all_mean(float(np.mean(losses)), d))
             rate = cfg.train.batch_size * len(losses) / max(1e-9, time.perf_counter() - interval_start)
-            notes = "".join(f" {key} {all_mean(_finite_mean(values), d):.4f}" for key, values in figures.items())
             losses.clear()
-            figures.clear()
             interval_start = time.perf_counter()
             bar.set_postfix(loss=f"{intervals[-1]:.4f}")
             if d.is_main:
-                log.info("step %d loss %.5f%s lr %.2e (%.1f clips/s)", step, intervals[-1], notes,
+                log.info("step %d loss %.5f lr %.2e (%.1f clips/s)", step, intervals[-1],
                          opt.param_groups[0]["lr"], rate)
         if d.is_main and (step % cfg.train.save_every == 0 or step == total_steps):
-            _save(run_dir, step, model, ema, opt, identity, adversary)
+            _save(run_dir, step, model, ema, opt, identity)
     bar.close()
     log_finish(model, d, step)
     first, last = (intervals[0], intervals[-1]) if intervals else (math.nan, math.nan)
@@ -255,8 +222,8 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
 class TimeBudget:
     """Ends a run after about `seconds`. The rate over the latest steps sets the last step: first TIMING_TO steps
     into the run (the first TIMING_FROM pay for warm-up), then again every TIMING_TO - TIMING_FROM steps until the
-    cooldown begins, because a step's cost changes as terms start (the adversarial one) and the cooldown has to
-    land inside the budget."""
+    cooldown begins, because a step's cost can change as a run goes and the cooldown has to land inside the
+    budget."""
 
     TIMING_FROM, TIMING_TO = 5, 30
 
@@ -284,32 +251,6 @@ class TimeBudget:
         self.timing_start = now
         self.last = step + max(0, int(remaining / per_step))
         return self.last
-
-
-def _adversary(cfg: WorldModelConfig, model: WorldDiT, d: Distributed, channels: int,
-               resumed_from: Optional[Path]) -> Optional[Adversary]:
-    """The discriminator on the model's estimates (`adversarial:` with a weight), balanced at the DiT's output
-    layer; a resumed run restores it from its run folder."""
-    if cfg.adversarial is None or not cfg.adversarial.weight:
-        return None
-    adversary = Adversary(cfg.adversarial, model.patch_out.weight, d, in_channels=channels)
-    path = resumed_from / DISCRIMINATOR_FILE if resumed_from else None
-    if path is not None and path.is_file():
-        adversary.load_state_dict(torch.load(path, map_location=d.device, weights_only=True))
-        log.info("resumed the discriminator from %s", path)
-    elif path is not None:
-        log.info("%s holds no discriminator: a new one starts", resumed_from)
-    if d.is_main:
-        log.info("adversarial term on the estimates at levels <= %g (weight %g from step %d, discriminator %s)",
-                 cfg.adversarial.max_level, cfg.adversarial.weight, cfg.adversarial.start_step,
-                 list(cfg.adversarial.channels))
-    return adversary
-
-
-def _finite_mean(values: list[float]) -> float:
-    """Mean of an interval's figures, leaving out the steps without one (nan: nothing was judged)."""
-    finite = [v for v in values if math.isfinite(v)]
-    return float(np.mean(finite)) if finite else math.nan
 
 
 def _training_prompts(run_dir: Path, texts: list[str], d: Distributed, progress: bool) -> PromptBank:
@@ -350,11 +291,8 @@ def _write_bundle_parts(run_dir: Path, cfg: WorldModelConfig, shards: LatentShar
         shutil.copytree(source, vae_dir)
 
 
-def _save(run_dir: Path, step: int, model: WorldDiT, ema: EMA, opt, identity: dict,
-          adversary: Optional[Adversary] = None) -> None:
+def _save(run_dir: Path, step: int, model: WorldDiT, ema: EMA, opt, identity: dict) -> None:
     save_state(run_dir, step, model, ema.model, opt, identity)
-    if adversary is not None:
-        save_torch(adversary.state_dict(), run_dir / DISCRIMINATOR_FILE)
     save_model(ema.model, run_dir / bundle.DIT_DIR)
     log.info("saved step %d to %s", step, run_dir)
 
