@@ -102,21 +102,24 @@ def pick_device(requested: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
-def compute_dtype(device: torch.device) -> torch.dtype:
-    """bfloat16 on CUDA and on CPUs where it measures faster; float32 everywhere else (or as MATRIX_SIM_DTYPE says)."""
+def compute_dtype(device: torch.device, training: bool = False) -> torch.dtype:
+    """bfloat16 on CUDA and, for inference, on CPUs where it measures faster; float32 everywhere else (or as
+    MATRIX_SIM_DTYPE says). Training on a CPU stays in float32: the matmul race speaks for the forward pass only,
+    and a training step's backward, optimizer and reductions in bfloat16 run slower than float32 even with AMX
+    (`bench train` times both)."""
     override = _dtype_override()
     if override is not None:
         return override
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.bfloat16
-    if device.type == "cpu" and cpu_bf16_is_faster():
+    if device.type == "cpu" and not training and cpu_bf16_is_faster():
         return torch.bfloat16
     return torch.float32
 
 
-def autocast(device: torch.device):
+def autocast(device: torch.device, training: bool = False):
     """An autocast context in the compute dtype (a no-op where that is float32)."""
-    dtype = compute_dtype(device)
+    dtype = compute_dtype(device, training)
     return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
 
 
@@ -153,7 +156,7 @@ def samples_in_process(device: torch.device) -> bool:
     return device.type == "cpu"
 
 
-def describe(device: torch.device) -> str:
+def describe(device: torch.device, training: bool = False) -> str:
     """One line for logs and the HUD: which device, which format."""
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type.upper()
-    return f"{name} ({str(compute_dtype(device)).replace('torch.', '')})"
+    return f"{name} ({str(compute_dtype(device, training)).replace('torch.', '')})"

@@ -32,6 +32,16 @@ def test_bf16_is_chosen_where_it_wins_the_race(monkeypatch):
     assert device.compute_dtype(CPU) == torch.bfloat16
 
 
+def test_training_on_a_cpu_stays_float32_where_inference_takes_bf16(monkeypatch):
+    timed = race(monkeypatch, native=True, fp32_s=2e-3, bf16_s=1e-3)
+    assert device.compute_dtype(CPU, training=True) == torch.float32 and timed == []
+    with device.autocast(CPU, training=True):
+        assert not torch.is_autocast_enabled("cpu")
+    assert device.describe(CPU, training=True) == "CPU (float32)" and device.describe(CPU) == "CPU (bfloat16)"
+    monkeypatch.setenv(device.DTYPE_ENV, "bfloat16")                    # the override still measures one against the other
+    assert device.compute_dtype(CPU, training=True) == torch.bfloat16
+
+
 def test_float32_is_kept_where_bf16_loses_or_barely_wins(monkeypatch):
     race(monkeypatch, native=True, fp32_s=0.42e-3, bf16_s=0.75e-3)       # a CPU with native bf16
     assert device.compute_dtype(CPU) == torch.float32

@@ -9,7 +9,7 @@ the same). Steps are numbered from the end of the warm-up, so the steady state i
 
 Each variant builds a fresh model, runs WARMUP_STEPS, then times `steps` steps (the same step numbers, hence the
 same layouts, in every variant): clips/s is the batch over the median step time. The levers, side by side:
-batch size (the config's, half, double), autocast (the compute dtype device.py picks, against the other of
+batch size (the config's, half, double), autocast (the dtype device.py picks for training, against the other of
 float32 / bfloat16, through MATRIX_SIM_DTYPE), and torch threads (every core, one less). Model FLOPs are counted
 per step (torch's FlopCounterMode outside inference mode: forward, backward, attention by flops.py's formulas;
 element-wise work and the optimiser are not matrix FLOPs) over the same step numbers at each batch size, and
@@ -204,7 +204,8 @@ def bench_train(config: str | Path = DEFAULT_CONFIG, steps: int = DEFAULT_STEPS,
         clips = SyntheticClips(latent_shape or _latent_shape(cfg), cfg.stream.clip_frames)
     bank = PromptBank(encoder_factory=HashEncoder)
     bank.add(clips.texts())
-    configured_dtype = DTYPES.get(compute_dtype(torch_device), str(compute_dtype(torch_device)))
+    training_dtype = compute_dtype(torch_device, training=True)
+    configured_dtype = DTYPES.get(training_dtype, str(training_dtype))
     other_dtype = "bfloat16" if configured_dtype == "float32" else "float32"
     all_threads = threads or cpu_cores()
     probe = _bf16_probe(torch_device, all_threads)
@@ -284,7 +285,7 @@ def bench_train(config: str | Path = DEFAULT_CONFIG, steps: int = DEFAULT_STEPS,
         "model": {**{k: cfg.model_config()[k] for k in ("width", "depth", "heads", "patch_size")},
                   "params_m": round(sum(p.numel() for p in WorldDiT(**cfg.model).parameters()) / 1e6, 3)},
         "stream": dataclasses.asdict(cfg.stream),
-        "device": describe(torch_device),
+        "device": describe(torch_device, training=True),
         "cpu": cpu_info(),
         "torch": torch.__version__,
         "torch_threads": all_threads,

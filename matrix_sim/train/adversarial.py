@@ -63,7 +63,7 @@ class Adversary:
         self.device = d.device
 
     def _scores(self, images: torch.Tensor) -> torch.Tensor:
-        with autocast(self.device):
+        with autocast(self.device, training=True):
             return self.ddp(images).float()
 
     def generator_loss(self, fake: torch.Tensor, base: torch.Tensor, step: int) -> tuple[torch.Tensor, dict]:

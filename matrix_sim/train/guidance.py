@@ -78,7 +78,7 @@ class GuidanceTeacher:
         The reference is idle on the scored frames (B, T) bool, the frames the loss is taken on, but for the
         unguided fields."""
         idle = actions.masked_fill(scored[..., None] & self.guided, 0.0)
-        with autocast(self.device):
+        with autocast(self.device, training=True):
             v = self.model(torch.cat([noisy, noisy]), torch.cat([levels, levels]), torch.cat([actions, idle]),
                            torch.cat([prompts, prompts])).float()
         with_actions, with_idle = v.chunk(2)

@@ -56,7 +56,7 @@ def own_estimates(model: torch.nn.Module, latents: torch.Tensor, actions: torch.
     noise = torch.randn(latents.shape, generator=generator)
     s5 = s[..., None, None, None]
     noisy = (1 - s5) * latents + s5 * noise
-    with autocast(device):
+    with autocast(device, training=True):
         v = model(noisy.to(device), s.to(device), actions.to(device), prompts.to(device))
     return noisy - s5 * v.float().cpu()
 
@@ -76,7 +76,7 @@ def unrolled(model: torch.nn.Module, latents: torch.Tensor, actions: torch.Tenso
         for level in range(stream.levels, 0, -1):
             s = torch.cat([torch.full(out.shape[:1] + (first,), clean),
                            torch.full(out.shape[:1] + (last - first,), float(schedule[level]))], 1)
-            with autocast(device):
+            with autocast(device, training=True):
                 v = model(torch.cat([before, x], 1).to(device), s.to(device), actions[:, :last].to(device),
                           prompts[:, :last].to(device))
             x = euler_step(x, v[:, first:].float().cpu(), schedule[level], schedule[level - 1])

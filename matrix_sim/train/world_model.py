@@ -71,7 +71,7 @@ def flow_loss(model, clips: ClipBatch, prompts: torch.Tensor, layout: Layout, st
     mask, target = mask.to(device), target.to(device)
     if teacher is not None:
         target = target + teacher.target_shift(noisy, levels, actions, prompts, mask)
-    with autocast(device):
+    with autocast(device, training=True):
         v = model(noisy, levels, actions, prompts)
     per_frame = (v.float() - target).pow(2).mean(dim=(2, 3, 4))
     return (per_frame * mask).sum() / mask.sum()
@@ -178,7 +178,7 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
                      "the last %d frames unrolled)", 100 * cfg.own_context.share, list(cfg.own_context.levels),
                      cfg.own_context.unroll)
         log.info("training the world model (%.2fM parameters) on %s, %d process(es), from step %d to %d; run dir %s",
-                 sum(p.numel() for p in model.parameters()) / 1e6, describe(d.device), d.world_size, step,
+                 sum(p.numel() for p in model.parameters()) / 1e6, describe(d.device, training=True), d.world_size, step,
                  total_steps, run_dir)
     ddp = wrap_model(model, d)
     per_process = cfg.train.batch_size // d.world_size
