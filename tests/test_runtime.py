@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from matrix_sim.actions import Action
+from matrix_sim.device import DTYPE_ENV
 from matrix_sim.models.autoencoder import FrameAutoencoder
 from matrix_sim.runtime import TORCH, prepare_runtime
 from matrix_sim.runtime.choice import cache_folder
@@ -33,6 +34,13 @@ def _vae() -> FrameAutoencoder:
         for p in vae.parameters():
             p.normal_(0.0, 0.1)
     return vae
+
+
+@pytest.fixture(autouse=True)
+def float32(monkeypatch):
+    """Eager torch in float32 on every host (where the matmul race picks bfloat16, its autocast would differ from
+    the float32 engines by ~1e-2), so both sides compute the same thing."""
+    monkeypatch.setenv(DTYPE_ENV, "float32")
 
 
 @pytest.fixture(scope="module")
