@@ -122,7 +122,8 @@ def train_vae(config_path: str | Path, steps: int | None = None, device: str | N
     run_dir = Path(cfg.run_dir)
     if d.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        log.info("training the autoencoder on %s, %d process(es); run dir %s", describe(d.device, training=True), d.world_size, run_dir)
+        log.info("training the autoencoder on %s, %d process(es); run dir %s", describe(d.device, training=True),
+                 d.world_size, run_dir)
     total_steps = steps or cfg.train.steps
     torch.manual_seed(cfg.train.seed)
     model = FrameAutoencoder(**cfg.model).to(d.device).to(memory_format=torch.channels_last)

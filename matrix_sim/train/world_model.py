@@ -178,8 +178,8 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
                      "the last %d frames unrolled)", 100 * cfg.own_context.share, list(cfg.own_context.levels),
                      cfg.own_context.unroll)
         log.info("training the world model (%.2fM parameters) on %s, %d process(es), from step %d to %d; run dir %s",
-                 sum(p.numel() for p in model.parameters()) / 1e6, describe(d.device, training=True), d.world_size, step,
-                 total_steps, run_dir)
+                 sum(p.numel() for p in model.parameters()) / 1e6, describe(d.device, training=True), d.world_size,
+                 step, total_steps, run_dir)
     ddp = wrap_model(model, d)
     per_process = cfg.train.batch_size // d.world_size
     schedule = replace(cfg.train, steps=total_steps)      # `train --steps N` moves the cooldown to N too
