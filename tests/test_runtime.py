@@ -12,14 +12,14 @@ import pytest
 import torch
 
 from matrix_sim.actions import Action
-from matrix_sim.device import DTYPE_ENV
 from matrix_sim.models.autoencoder import FrameAutoencoder
 from matrix_sim.runtime import TORCH, prepare_runtime
 from matrix_sim.runtime.choice import cache_folder
 from matrix_sim.runtime.graphs import StreamShape
 from matrix_sim.stream.sampler import SwinSampler
 from matrix_sim.stream.schedule import StreamConfig
-from wm_helpers import TINY_LATENT, TINY_MODEL, TINY_STREAM, TINY_VAE, lively_dit, make_bundle
+from wm_helpers import (TINY_LATENT, TINY_MODEL, TINY_STREAM, TINY_VAE, float32, lively_dit,  # noqa: F401 (autouse)
+                        make_bundle)
 
 CPU = torch.device("cpu")
 STREAM = StreamConfig(**{**TINY_STREAM, "block_frames": 2})
@@ -34,13 +34,6 @@ def _vae() -> FrameAutoencoder:
         for p in vae.parameters():
             p.normal_(0.0, 0.1)
     return vae
-
-
-@pytest.fixture(autouse=True)
-def float32(monkeypatch):
-    """Eager torch in float32 on every host (where the matmul race picks bfloat16, its autocast would differ from
-    the float32 engines by ~1e-2), so both sides compute the same thing."""
-    monkeypatch.setenv(DTYPE_ENV, "float32")
 
 
 @pytest.fixture(scope="module")

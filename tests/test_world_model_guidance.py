@@ -15,17 +15,10 @@ from matrix_sim.train.guidance import GuidanceDistill, GuidanceTeacher
 from matrix_sim.train.world_config import load_config
 from matrix_sim.train.world_model import train
 
-from wm_helpers import (TINY_MODEL, TINY_STREAM, lively_dit, one_thread,  # noqa: F401 (autouse fixture)
+from wm_helpers import (TINY_MODEL, TINY_STREAM, float32, lively_dit, one_thread,  # noqa: F401 (autouse)
                         save_tiny_vae, write_config, write_latent_shards)
 
 LATENT = (4, 4, 6)
-
-
-@pytest.fixture(autouse=True)
-def float32(monkeypatch):
-    """The identities below hold to 1e-5 in float32; on a CPU where the race picks bfloat16 (AVX-512 BF16) the
-    model's rounding, not the guidance, would decide them."""
-    monkeypatch.setenv("MATRIX_SIM_DTYPE", "float32")
 
 
 def teacher_dir(directory):

@@ -9,6 +9,7 @@ import pytest
 import torch
 import yaml
 
+from matrix_sim.device import DTYPE_ENV
 from matrix_sim.models.autoencoder import FrameAutoencoder
 from matrix_sim.models.dit import WorldDiT
 from matrix_sim.eval.timed_world import HashEncoder
@@ -33,6 +34,13 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def float32(monkeypatch):
+    """Eager torch in float32 on every host: where the matmul race picks bfloat16 (AVX-512 BF16, AMX), autocast's
+    rounding (~1e-2) would decide comparisons that are meant to hold to 1e-4 or 1e-5."""
+    monkeypatch.setenv(DTYPE_ENV, "float32")
 
 
 def hash_bank(texts) -> PromptBank:
