@@ -133,14 +133,16 @@ def test_a_shifted_context_moves_each_clips_context_by_one_offset_a_channel():
     assert shift_context(x0, 3, 0.0, torch.Generator()) is x0 and shift_context(x0, 0, 0.5, torch.Generator()) is x0
 
 
-@pytest.mark.parametrize("context_shift, own_context", [
-    (0.0, None), (0.5, None), (0.0, {"share": 0.5, "levels": [0.1, 0.6], "unroll": 1})])
-def test_a_tiny_model_overfits_one_clip(tmp_path, vae, context_shift, own_context):
+@pytest.mark.parametrize("context_shift, own_context, detail", [
+    (0.0, None, None), (0.5, None, None), (0.0, {"share": 0.5, "levels": [0.1, 0.6], "unroll": 1}, None),
+    (0.0, None, {"weight": 0.3})])
+def test_a_tiny_model_overfits_one_clip(tmp_path, vae, context_shift, own_context, detail):
     one_clip = write_latent_shards(tmp_path / "one", episodes=1, frames=6)     # one clip of 5 + the action before
     levels = {"forcing_prob": 0.25, "context_dropout": 0.1, "partial_window": 0.1, "context_noise_max": 0.05,
               "level_jitter": 0.5, "scene_cut": 0.5, "context_shift": context_shift}
     path = write_config(tmp_path, one_clip, tmp_path / "run", vae, steps=300, log_every=30, save_every=300,
-                        lr=3e-3, model={"width": 64, "depth": 2, "heads": 2}, levels=levels, own_context=own_context)
+                        lr=3e-3, model={"width": 64, "depth": 2, "heads": 2}, levels=levels, own_context=own_context,
+                        detail=detail)
     summary = train(path, progress=False)
     assert summary.step == 300
     assert summary.last_loss < summary.first_loss / 5, summary
@@ -360,6 +362,11 @@ def test_unknown_config_keys_are_named(tmp_path, data, vae):
     raw["still_share"] = 1.5
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(ConfigError, match=r"still_share must lie in \[0, 1\], got 1.5"):
+        load_config(path)
+    raw["still_share"] = 0.0
+    raw["detail"] = {"weight": 0.1, "patches": [3]}
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"detail: detail.patches must be \[rows, columns\] >= 1, got \[3\]"):
         load_config(path)
 
 

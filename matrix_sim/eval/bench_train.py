@@ -99,7 +99,7 @@ class RecipeTrainer:
         layout, clips, embedded, generator = training_batch(cfg, self.clips, self.bank, self.ema.model, step, 0,
                                                             self.batch, self.device)
         loss = flow_loss(self.model, clips, embedded, layout, cfg.stream, cfg.levels, generator, self.device,
-                         self.teacher)
+                         self.teacher, cfg.detail)
         optimizer_step(loss, self.model, self.opt, self.ema, step, cfg.train.grad_clip)
         return loss.item()
 

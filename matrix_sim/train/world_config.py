@@ -6,7 +6,7 @@ still ones, LatentShards.sample); sections model (WorldDiT's arguments), stream 
 window the model will run in), levels (LevelMix: how training noise levels are drawn), train (OptimSettings:
 optimiser, EMA, logging and checkpoint intervals), guidance (optional, GuidanceDistill: action guidance
 distilled from a frozen teacher), own_context (optional, OwnContext: context frames replaced by the model's
-own estimates, against drift).
+own estimates, against drift), detail (optional, DetailMatch: the estimate's detail held at the true frame's).
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from matrix_sim.config import DEFAULT_VAE_DIR, ConfigError, from_dict, load_exte
 from matrix_sim.models.checkpoint import CheckpointError, full_config
 from matrix_sim.models.dit import WorldDiT
 from matrix_sim.stream.schedule import StreamConfig
+from matrix_sim.train.detail import DetailMatch
 from matrix_sim.train.guidance import GuidanceDistill
 from matrix_sim.train.levels import LevelMix
 from matrix_sim.train.optim import OptimSettings
@@ -36,6 +37,7 @@ class WorldModelConfig:
     init_from: str = ""                # a fresh run starts from this bundle's DiT (e.g. checkpoints/tiny-cpu)
     guidance: Optional[GuidanceDistill] = None
     own_context: Optional[OwnContext] = None
+    detail: Optional[DetailMatch] = None
     still_share: float = 0.0           # of the training clips drawn from still ones (a stopped player)
 
     def model_config(self) -> dict:
@@ -49,7 +51,7 @@ def load_config(path: str | Path) -> WorldModelConfig:
         raise ConfigError(f"{path}: expected data, run_dir and the sections model, stream, levels, train")
     sections = {"stream": StreamConfig, "levels": LevelMix, "train": OptimSettings}
     built = {name: from_dict(cls, raw.get(name), f"{path}: {name}") for name, cls in sections.items()}
-    optional = (("guidance", GuidanceDistill), ("own_context", OwnContext))
+    optional = (("guidance", GuidanceDistill), ("own_context", OwnContext), ("detail", DetailMatch))
     for name, cls in optional:
         if raw.get(name) is not None:
             built[name] = from_dict(cls, raw[name], f"{path}: {name}")

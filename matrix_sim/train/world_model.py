@@ -28,6 +28,7 @@ from matrix_sim.stream import bundle
 from matrix_sim.stream.schedule import StreamConfig
 from matrix_sim.stream.starts import STARTS_FILE, write_starts
 from matrix_sim.train.distributed import Distributed, all_mean, init_distributed, log_finish, shutdown, wrap_model
+from matrix_sim.train.detail import DetailMatch, detail_loss
 from matrix_sim.train.ema import EMA
 from matrix_sim.train.guidance import GuidanceTeacher
 from matrix_sim.train.latents import ClipBatch, LatentShards
@@ -54,9 +55,11 @@ class TrainSummary:
 
 
 def flow_loss(model, clips: ClipBatch, prompts: torch.Tensor, layout: Layout, stream: StreamConfig, mix: LevelMix,
-              generator: torch.Generator, device: torch.device, teacher: Optional[GuidanceTeacher] = None) -> torch.Tensor:
+              generator: torch.Generator, device: torch.device, teacher: Optional[GuidanceTeacher] = None,
+              detail: Optional[DetailMatch] = None) -> torch.Tensor:
     """The mean squared error of the predicted v = noise - x0 on the frames the layout scores (with a teacher,
-    the target carries its guided action difference too: train/guidance.py)."""
+    the target carries its guided action difference too: train/guidance.py; with `detail`, plus the detail
+    term on the one-shot estimate x_s - s * v: train/detail.py)."""
     frames = layout.frames(stream)
     x0 = clips.latents[:, :frames]
     if prompts.dim() == 3:                  # per-frame prompts (scene cuts)
@@ -68,13 +71,17 @@ def flow_loss(model, clips: ClipBatch, prompts: torch.Tensor, layout: Layout, st
         x0 = shift_context(x0, layout.context, mix.context_shift, generator)
     noisy, target = (1 - s) * x0 + s * noise, noise - x0
     noisy, levels, actions, prompts = (t.to(device) for t in (noisy, levels, clips.actions[:, :frames], prompts))
-    mask, target = mask.to(device), target.to(device)
+    mask, target, x0 = mask.to(device), target.to(device), x0.to(device)
     if teacher is not None:
         target = target + teacher.target_shift(noisy, levels, actions, prompts, mask)
     with autocast(device, training=True):
         v = model(noisy, levels, actions, prompts)
     per_frame = (v.float() - target).pow(2).mean(dim=(2, 3, 4))
-    return (per_frame * mask).sum() / mask.sum()
+    loss = (per_frame * mask).sum() / mask.sum()
+    if detail is not None and detail.weight > 0:
+        estimate = noisy - levels[..., None, None, None] * v.float()
+        loss = loss + detail.weight * detail_loss(estimate, x0, levels, mask, detail.patches)
+    return loss
 
 
 def context_rows(rng: np.random.Generator, layout: Layout, share: float, batch: int) -> np.ndarray:
@@ -190,7 +197,8 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
             group["lr"] = warmup_stable_cooldown(step, schedule)
         layout, clips, embedded, generator = training_batch(cfg, shards, prompts, ema.model, step, d.rank,
                                                             per_process, d.device)
-        loss = flow_loss(ddp, clips, embedded, layout, cfg.stream, cfg.levels, generator, d.device, teacher)
+        loss = flow_loss(ddp, clips, embedded, layout, cfg.stream, cfg.levels, generator, d.device, teacher,
+                         cfg.detail)
         optimizer_step(loss, model, opt, ema, step, cfg.train.grad_clip)
         step += 1
         bar.update(1)
