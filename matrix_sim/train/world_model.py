@@ -71,7 +71,7 @@ def flow_loss(model, clips: ClipBatch, prompts: torch.Tensor, layout: Layout, st
         x0 = shift_context(x0, layout.context, mix.context_shift, generator)
     noisy, target = (1 - s) * x0 + s * noise, noise - x0
     noisy, levels, actions, prompts = (t.to(device) for t in (noisy, levels, clips.actions[:, :frames], prompts))
-    mask, target, x0 = mask.to(device), target.to(device), x0.to(device)
+    mask, target = mask.to(device), target.to(device)
     if teacher is not None:
         target = target + teacher.target_shift(noisy, levels, actions, prompts, mask)
     with autocast(device, training=True):
@@ -80,7 +80,7 @@ def flow_loss(model, clips: ClipBatch, prompts: torch.Tensor, layout: Layout, st
     loss = (per_frame * mask).sum() / mask.sum()
     if detail is not None and detail.weight > 0:
         estimate = noisy - levels[..., None, None, None] * v.float()
-        loss = loss + detail.weight * detail_loss(estimate, x0, levels, mask, detail.patches)
+        loss = loss + detail.weight * detail_loss(estimate, x0.to(device), levels, mask, detail.patches)
     return loss
 
 
