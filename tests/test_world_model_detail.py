@@ -1,9 +1,10 @@
 """The detail term (train/detail.py): it measures how much of a frame's fine structure an estimate holds, and
-its gradient gives a softened estimate that structure back."""
+its gradient gives a softened estimate that structure back; the change term does the same for a frame's change
+from the one before, so a still picture's estimate holds still."""
 import torch
 import torch.nn.functional as F
 
-from matrix_sim.train.detail import detail_energy, detail_loss
+from matrix_sim.train.detail import change_loss, detail_energy, detail_loss
 
 
 def frames(seed: int = 0) -> torch.Tensor:
@@ -58,3 +59,33 @@ def test_descending_the_term_sharpens_a_blurred_estimate_toward_the_frames_detai
     end = detail_energy(estimate.detach(), (3, 4)).mean() / detail_energy(truth, (3, 4)).mean()
     assert start < 0.5 and abs(end - 1) < 0.1, (start, end)
     assert abs(estimate.detach().mean() - softened.mean()) < 1e-3     # detail, not a shift of the level
+
+
+def still(seed: int = 2) -> torch.Tensor:
+    """(2, 3, 4, 18, 32): each clip one picture three times, as a stopped player's."""
+    return frames(seed)[:, :1].expand(-1, 3, -1, -1, -1).clone()
+
+
+def test_the_change_term_scores_a_repeated_picture_nothing_and_a_flickering_one_the_more_the_stronger_it_flickers():
+    truth = still()
+    levels, mask = torch.full((2, 3), 0.3), torch.ones(2, 3, dtype=torch.bool)
+    assert change_loss(truth, truth, levels, mask, (3, 4)) == 0
+    g = torch.Generator().manual_seed(5)
+    grain = torch.randn(truth.shape, generator=g)
+    weak, strong = (change_loss(truth + a * grain, truth, levels, mask, (3, 4)) for a in (0.05, 0.2))
+    assert 0 < weak < strong
+    # the detail term alone cannot see this flicker: its grain has the picture's own amount of detail
+    same_detail = frames(9)[:, :1].expand(-1, 3, -1, -1, -1)
+    assert change_loss(same_detail, truth, levels, mask, (3, 4)) > 10 * detail_loss(same_detail, truth, levels,
+                                                                                     mask, (3, 4))
+
+
+def test_the_change_term_asks_a_moving_picture_to_move_as_much_as_the_real_one():
+    truth = frames(3)                                         # every frame a new picture
+    levels, mask = torch.full((2, 3), 0.3), torch.ones(2, 3, dtype=torch.bool)
+    frozen = truth[:, :1].expand(-1, 3, -1, -1, -1)           # the estimate repeats the first frame
+    assert change_loss(frozen, truth, levels, mask, (3, 4)) > 1
+    assert change_loss(truth, truth, levels, mask, (3, 4)) == 0
+    first_unscored = mask.clone()
+    first_unscored[:, 1:] = False                             # frame 0 has no frame before it to change from
+    assert change_loss(frozen, truth, levels, first_unscored, (3, 4)) == 0

@@ -135,7 +135,7 @@ def test_a_shifted_context_moves_each_clips_context_by_one_offset_a_channel():
 
 @pytest.mark.parametrize("context_shift, own_context, detail", [
     (0.0, None, None), (0.5, None, None), (0.0, {"share": 0.5, "levels": [0.1, 0.6], "unroll": 1}, None),
-    (0.0, None, {"weight": 0.3})])
+    (0.0, None, {"weight": 0.3, "change": 0.3})])
 def test_a_tiny_model_overfits_one_clip(tmp_path, vae, context_shift, own_context, detail):
     one_clip = write_latent_shards(tmp_path / "one", episodes=1, frames=6)     # one clip of 5 + the action before
     levels = {"forcing_prob": 0.25, "context_dropout": 0.1, "partial_window": 0.1, "context_noise_max": 0.05,
@@ -367,6 +367,10 @@ def test_unknown_config_keys_are_named(tmp_path, data, vae):
     raw["detail"] = {"weight": 0.1, "patches": [3]}
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(ConfigError, match=r"detail: detail.patches must be \[rows, columns\] >= 1, got \[3\]"):
+        load_config(path)
+    raw["detail"] = {"weight": 0.1, "change": -1}
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"detail: detail.weight and detail.change must be >= 0, got 0.1, -1"):
         load_config(path)
 
 

@@ -28,7 +28,7 @@ from matrix_sim.stream import bundle
 from matrix_sim.stream.schedule import StreamConfig
 from matrix_sim.stream.starts import STARTS_FILE, write_starts
 from matrix_sim.train.distributed import Distributed, all_mean, init_distributed, log_finish, shutdown, wrap_model
-from matrix_sim.train.detail import DetailMatch, detail_loss
+from matrix_sim.train.detail import DetailMatch, change_loss, detail_loss
 from matrix_sim.train.ema import EMA
 from matrix_sim.train.guidance import GuidanceTeacher
 from matrix_sim.train.latents import ClipBatch, LatentShards
@@ -78,9 +78,11 @@ def flow_loss(model, clips: ClipBatch, prompts: torch.Tensor, layout: Layout, st
         v = model(noisy, levels, actions, prompts)
     per_frame = (v.float() - target).pow(2).mean(dim=(2, 3, 4))
     loss = (per_frame * mask).sum() / mask.sum()
-    if detail is not None and detail.weight > 0:
-        estimate = noisy - levels[..., None, None, None] * v.float()
-        loss = loss + detail.weight * detail_loss(estimate, x0.to(device), levels, mask, detail.patches)
+    if detail is not None and (detail.weight > 0 or detail.change > 0):
+        estimate, truth = noisy - levels[..., None, None, None] * v.float(), x0.to(device)
+        loss = loss + detail.weight * detail_loss(estimate, truth, levels, mask, detail.patches)
+        if detail.change > 0:
+            loss = loss + detail.change * change_loss(estimate, truth, levels, mask, detail.patches)
     return loss
 
 
