@@ -75,7 +75,7 @@ def test_the_change_term_scores_a_repeated_picture_nothing_and_a_flickering_one_
     weak, strong = (change_loss(truth + a * grain, truth, levels, mask, (3, 4)) for a in (0.05, 0.2))
     assert 0 < weak < strong
     # the detail term alone cannot see this flicker: its grain has the picture's own amount of detail
-    same_detail = frames(9)[:, :1].expand(-1, 3, -1, -1, -1)
+    same_detail = still(9)
     assert change_loss(same_detail, truth, levels, mask, (3, 4)) > 10 * detail_loss(same_detail, truth, levels,
                                                                                      mask, (3, 4))
 

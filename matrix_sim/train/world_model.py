@@ -59,7 +59,7 @@ def flow_loss(model, clips: ClipBatch, prompts: torch.Tensor, layout: Layout, st
               detail: Optional[DetailMatch] = None) -> torch.Tensor:
     """The mean squared error of the predicted v = noise - x0 on the frames the layout scores (with a teacher,
     the target carries its guided action difference too: train/guidance.py; with `detail`, plus the detail
-    term on the one-shot estimate x_s - s * v: train/detail.py)."""
+    and change terms on the one-shot estimate x_s - s * v: train/detail.py)."""
     frames = layout.frames(stream)
     x0 = clips.latents[:, :frames]
     if prompts.dim() == 3:                  # per-frame prompts (scene cuts)
@@ -80,7 +80,8 @@ def flow_loss(model, clips: ClipBatch, prompts: torch.Tensor, layout: Layout, st
     loss = (per_frame * mask).sum() / mask.sum()
     if detail is not None and (detail.weight > 0 or detail.change > 0):
         estimate, truth = noisy - levels[..., None, None, None] * v.float(), x0.to(device)
-        loss = loss + detail.weight * detail_loss(estimate, truth, levels, mask, detail.patches)
+        if detail.weight > 0:
+            loss = loss + detail.weight * detail_loss(estimate, truth, levels, mask, detail.patches)
         if detail.change > 0:
             loss = loss + detail.change * change_loss(estimate, truth, levels, mask, detail.patches)
     return loss
