@@ -223,6 +223,28 @@ def test_resume_and_playable_bundle(tmp_path, data, vae):
     assert json.loads((tmp_path / "run" / bundle.MANIFEST).read_text())["latent_shape"] == [4, 4, 6]
 
 
+def test_a_compiled_forward_trains_the_same_weights(tmp_path, data, vae):
+    runs = {}
+    for compiled in (False, True):
+        run_dir = tmp_path / f"compiled-{compiled}"
+        summary = train(write_config(tmp_path, data, run_dir, vae, steps=3, compiled=compiled), progress=False)
+        runs[compiled] = summary, load_file(str(run_dir / bundle.DIT_DIR / "diffusion_pytorch_model.safetensors"))
+    (eager, eager_weights), (compiled, compiled_weights) = runs[False], runs[True]
+    assert compiled.step == 3 and compiled.last_loss == pytest.approx(eager.last_loss, rel=1e-3)
+    assert compiled_weights.keys() == eager_weights.keys()          # the bundle holds the model, not a wrapper
+    for key, weight in eager_weights.items():
+        assert torch.allclose(compiled_weights[key], weight, atol=1e-4), key
+
+
+def test_a_compiled_forward_without_a_cpp_compiler_stays_eager(monkeypatch, caplog):
+    from matrix_sim.train import world_model
+
+    model = torch.nn.Linear(2, 2)
+    monkeypatch.setattr(world_model.shutil, "which", lambda name: None)
+    assert world_model.training_forward(model, True) is model
+    assert "no C++ compiler" in caplog.text
+
+
 def test_resume_under_another_model_config_names_the_keys(tmp_path, data, vae):
     train(write_config(tmp_path, data, tmp_path / "run", vae, steps=2), progress=False)
     wider = write_config(tmp_path, data, tmp_path / "run", vae, steps=4, model={"width": 64, "depth": 1, "heads": 2})

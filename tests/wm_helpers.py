@@ -83,7 +83,7 @@ def training_texts() -> list[str]:
 
 def write_config(tmp_path: Path, data: Path, run_dir: Path, autoencoder: Path, steps: int = 4, model=None,
                  stream=None, levels=None, init_from: str = "", guidance=None, own_context=None,
-                 detail=None, **train) -> Path:
+                 detail=None, compiled: bool = False, **train) -> Path:
     """A tiny config; the run folder gets a prompt cache first, so training never loads the real encoder."""
     run_dir.mkdir(parents=True, exist_ok=True)
     if not (run_dir / "prompts-train.safetensors").exists():
@@ -97,6 +97,8 @@ def write_config(tmp_path: Path, data: Path, run_dir: Path, autoencoder: Path, s
         "train": {"batch_size": 4, "steps": steps, "lr": 1e-3, "warmup_steps": 1, "log_every": 2, "save_every": 2,
                   **train},
     }
+    if compiled:
+        config["compile"] = True
     optional = (("guidance", guidance), ("own_context", own_context), ("detail", detail))
     for name, section in optional:
         if section is not None:

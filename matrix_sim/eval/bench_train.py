@@ -10,7 +10,9 @@ the same). Steps are numbered from the end of the warm-up, so the steady state i
 Each variant builds a fresh model, runs WARMUP_STEPS, then times `steps` steps (the same step numbers, hence the
 same layouts, in every variant): clips/s is the batch over the median step time. The levers, side by side:
 batch size (the config's, half, double), autocast (the dtype device.py picks for training, against the other of
-float32 / bfloat16, through MATRIX_SIM_DTYPE), and torch threads (every core, one less). Model FLOPs are counted
+float32 / bfloat16, through MATRIX_SIM_DTYPE), torch.compile of the training forward (the config's `compile`
+against the other; a compiled variant first runs its timed steps once untimed, so every window shape is compiled
+before the clock starts, and reports that pass's seconds), and torch threads (every core, one less). Model FLOPs are counted
 per step (torch's FlopCounterMode outside inference mode: forward, backward, attention by flops.py's formulas;
 element-wise work and the optimiser are not matrix FLOPs) over the same step numbers at each batch size, and
 held against the matmul peak measured in the variant's dtype on all cores, before and after the runs (the
@@ -44,7 +46,7 @@ from matrix_sim.train.latents import MANIFEST, ClipBatch, LatentShards
 from matrix_sim.train.levels import sample_layout
 from matrix_sim.train.optim import optimizer_step
 from matrix_sim.train.world_config import WorldModelConfig, load_config
-from matrix_sim.train.world_model import flow_loss, training_batch
+from matrix_sim.train.world_model import flow_loss, training_batch, training_forward
 from matrix_sim.world.scenes import scene_catalog
 
 log = logging.getLogger(__name__)
@@ -81,7 +83,8 @@ class SyntheticClips:
 class RecipeTrainer:
     """A fresh model, AdamW, EMA (and the config's teacher) stepping the training loop's steps."""
 
-    def __init__(self, cfg: WorldModelConfig, clips, bank: PromptBank, device: torch.device, batch: int):
+    def __init__(self, cfg: WorldModelConfig, clips, bank: PromptBank, device: torch.device, batch: int,
+                 compiled: bool = False):
         self.cfg, self.clips, self.bank, self.device, self.batch = cfg, clips, bank, device, batch
         torch.manual_seed(cfg.train.seed)
         self.model = WorldDiT(**cfg.model).to(device)
@@ -89,6 +92,7 @@ class RecipeTrainer:
             for param in self.model.parameters():
                 if not param.any():
                     param.normal_(0.0, RANDOM_INIT_STD)
+        self.forward = training_forward(self.model, compiled)
         self.ema = EMA(self.model, cfg.train.ema_decay)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
         self.teacher = GuidanceTeacher(cfg.guidance, cfg.model_config(), device) if cfg.guidance else None
@@ -98,7 +102,7 @@ class RecipeTrainer:
         cfg = self.cfg
         layout, clips, embedded, generator = training_batch(cfg, self.clips, self.bank, self.ema.model, step, 0,
                                                             self.batch, self.device)
-        loss = flow_loss(self.model, clips, embedded, layout, cfg.stream, cfg.levels, generator, self.device,
+        loss = flow_loss(self.forward, clips, embedded, layout, cfg.stream, cfg.levels, generator, self.device,
                          self.teacher, cfg.detail)
         optimizer_step(loss, self.model, self.opt, self.ema, step, cfg.train.grad_clip)
         return loss.item()
@@ -147,8 +151,10 @@ def _latent_shape(cfg: WorldModelConfig) -> tuple:
 
 
 def _time_variant(make, steps: list[int], warmup: list[int], threads: int, dtype: Optional[str],
-                  cap_s: float) -> list[float]:
-    """Seconds of each timed step of a fresh trainer (after the warm-up), on `threads` threads in `dtype`."""
+                  cap_s: float, rehearse: bool = False) -> tuple[list[float], Optional[float]]:
+    """Seconds of each timed step of a fresh trainer (after the warm-up), on `threads` threads in `dtype`; with
+    `rehearse`, the timed steps run once untimed first (a compiled forward compiles each window shape then), and
+    the seconds of that pass come back too (None without)."""
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -156,6 +162,12 @@ def _time_variant(make, steps: list[int], warmup: list[int], threads: int, dtype
             trainer = make()
             for step in warmup:
                 trainer.step(step)
+            rehearsal = None
+            if rehearse:
+                began = time.perf_counter()
+                for step in steps:
+                    trainer.step(step)
+                rehearsal = time.perf_counter() - began
             times, began = [], time.perf_counter()
             for step in steps:
                 start = time.perf_counter()
@@ -165,7 +177,7 @@ def _time_variant(make, steps: list[int], warmup: list[int], threads: int, dtype
                     break
     finally:
         torch.set_num_threads(old_threads)
-    return times
+    return times, rehearsal
 
 
 def _count(make, steps: list[int], threads: int) -> tuple[list[int], int]:
@@ -219,7 +231,9 @@ def bench_train(config: str | Path = DEFAULT_CONFIG, steps: int = DEFAULT_STEPS,
     timed = list(range(first + warmup_steps, first + warmup_steps + steps))
     batch = cfg.train.batch_size
     batches = {"configured": batch, "batch_half": max(1, batch // 2), "batch_double": 2 * batch}
-    plan = {name: (size, all_threads, None) for name, size in batches.items()
+    compiles = cfg.compile
+    other_compile = "eager" if compiles else "compiled"
+    plan = {name: (size, all_threads, None, compiles) for name, size in batches.items()
             if name == "configured" or size != batch}
     skipped = {}
     if other_dtype == "bfloat16" and not bf16_usable:
@@ -227,24 +241,27 @@ def bench_train(config: str | Path = DEFAULT_CONFIG, steps: int = DEFAULT_STEPS,
                                 f"bfloat16 matmuls run {probe['slowdown']:.0f}x slower than float32 here "
                                 f"(native bf16: {cpu_has_native_bf16()}): not timed"}
     else:
-        plan[other_dtype] = (batch, all_threads, other_dtype)
+        plan[other_dtype] = (batch, all_threads, other_dtype, compiles)
+    plan[other_compile] = (batch, all_threads, None, not compiles)
     if all_threads > 1:
-        plan[f"threads_{all_threads - 1}"] = (batch, all_threads - 1, None)
+        plan[f"threads_{all_threads - 1}"] = (batch, all_threads - 1, None, compiles)
 
-    def maker(size: int):
-        return lambda: RecipeTrainer(cfg, clips, bank, torch_device, size)
+    def maker(size: int, compiled: bool = False):
+        return lambda: RecipeTrainer(cfg, clips, bank, torch_device, size, compiled)
 
     variants = {}
-    bar = tqdm(total=len(plan) + len({size for size, _, _ in plan.values()}), desc="bench train", unit="run",
-               disable=not progress)
-    for name, (size, n_threads, dtype) in plan.items():
+    sizes = sorted({size for size, _, _, _ in plan.values()})
+    bar = tqdm(total=len(plan) + len(sizes), desc="bench train", unit="run", disable=not progress)
+    for name, (size, n_threads, dtype, compiled) in plan.items():
         bar.set_postfix_str(name)
-        times = _time_variant(maker(size), timed, warmup, n_threads, dtype, cap_s)
+        times, rehearsal = _time_variant(maker(size, compiled), timed, warmup, n_threads, dtype, cap_s, compiled)
         variants[name] = {"batch_size": size, "threads": n_threads, "dtype": dtype or configured_dtype,
-                          "step_s": [round(t, 4) for t in times]}
+                          "compiled": compiled, "step_s": [round(t, 4) for t in times]}
+        if rehearsal is not None:
+            variants[name]["first_pass_s"] = round(rehearsal, 2)
         bar.update(1)
     counted = {}
-    for size in sorted({size for size, _, _ in plan.values()}):
+    for size in sizes:
         bar.set_postfix_str(f"FLOPs, batch {size}")
         counted[size] = _count(maker(size), timed, all_threads)
         bar.update(1)
@@ -265,6 +282,7 @@ def bench_train(config: str | Path = DEFAULT_CONFIG, steps: int = DEFAULT_STEPS,
         "model_gflops_per_s": main["model_gflops_per_s"],
         "utilisation": main["utilisation"],
         "compute_dtype": configured_dtype,
+        "compiled": compiles,
         "peak_gflops_per_s": {name: round(value, 1) for name, value in peak.items()},
         "peak_gflops_per_s_measured": {name: [round(v, 1) for v in values] for name, values in peaks.items()},
         "bf16_probe": probe,
@@ -273,7 +291,7 @@ def bench_train(config: str | Path = DEFAULT_CONFIG, steps: int = DEFAULT_STEPS,
         "gflop_forward_first_step": round(forward / 1e9, 4),
         "step_over_forward": round(per_step[0] / forward, 3) if forward else None,
         "variants": variants,
-        "levers": _levers(variants, other_dtype, all_threads),
+        "levers": _levers(variants, other_dtype, other_compile, all_threads),
         "steps": steps, "warmup_steps": warmup_steps, "first_step": first,
         "data": "synthetic" if data == "synthetic" else f"real ({cfg.data})",
         "config": str(config),
@@ -340,9 +358,10 @@ def _figures(variant: dict, per_step: list[int], peak: Optional[float]) -> dict:
             "utilisation": round(gflops / peak, 4) if peak else None}
 
 
-def _levers(variants: dict, other_dtype: str, threads: int) -> dict:
+def _levers(variants: dict, other_dtype: str, other_compile: str, threads: int) -> dict:
     """Each lever's figures side by side (the configured run is every lever's reference)."""
-    keys = ("batch_size", "threads", "dtype", "step_ms", "clips_per_s", "model_gflops_per_s", "utilisation")
+    keys = ("batch_size", "threads", "dtype", "compiled", "step_ms", "clips_per_s", "model_gflops_per_s",
+            "utilisation", "first_pass_s")
 
     def pick(*names):
         return {name: {k: variants[name][k] for k in (*keys, "skipped") if k in variants[name]}
@@ -350,4 +369,5 @@ def _levers(variants: dict, other_dtype: str, threads: int) -> dict:
 
     return {"batch_size": pick("batch_half", "configured", "batch_double"),
             "autocast": pick("configured", other_dtype),
+            "compile": pick("configured", other_compile),
             "threads": pick("configured", f"threads_{threads - 1}")}

@@ -6,7 +6,8 @@ still ones, LatentShards.sample); sections model (WorldDiT's arguments), stream 
 window the model will run in), levels (LevelMix: how training noise levels are drawn), train (OptimSettings:
 optimiser, EMA, logging and checkpoint intervals), guidance (optional, GuidanceDistill: action guidance
 distilled from a frozen teacher), own_context (optional, OwnContext: context frames replaced by the model's
-own estimates, against drift), detail (optional, DetailMatch: the estimate's detail held at the true frame's).
+own estimates, against drift), detail (optional, DetailMatch: the estimate's detail held at the true frame's),
+compile (optional: the training forward through torch.compile).
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ class WorldModelConfig:
     own_context: Optional[OwnContext] = None
     detail: Optional[DetailMatch] = None
     still_share: float = 0.0           # of the training clips drawn from still ones (a stopped player)
+    compile: bool = False              # the training forward through torch.compile: fused element-wise work
 
     def model_config(self) -> dict:
         """WorldDiT's full constructor arguments (defaults filled in): what a checkpoint is compared against."""

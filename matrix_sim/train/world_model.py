@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import shutil
 import time
 from dataclasses import dataclass, replace
@@ -131,6 +132,22 @@ def training_batch(cfg: WorldModelConfig, shards: LatentShards, prompts: PromptB
     return layout, clips, embedded, generator
 
 
+def training_forward(model: torch.nn.Module, compile_it: bool) -> torch.nn.Module:
+    """What flow_loss calls: the model itself, or (compile_it) its forward through torch.compile, which fuses the
+    element-wise work around the matmuls (modulation, gates, norms: ~40 % of an eager CPU step). Each new window
+    shape compiles once, ~30 s on a CPU, then the step runs faster; the weights stay `model`'s, so the
+    optimiser, the EMA and the checkpoints see no wrapper. On a CPU, inductor builds its kernels with a C++
+    compiler; without one the run stays eager and says so."""
+    if not compile_it:
+        return model
+    on_cpu = next(model.parameters()).device.type == "cpu"
+    if on_cpu and not any(shutil.which(cxx) for cxx in (os.environ.get("CXX", "g++"), "clang++", "c++")):
+        log.warning("compile: no C++ compiler (g++, clang++ or $CXX) on this machine: training stays eager")
+        return model
+    log.info("compiling the training forward (torch.compile): each new window shape's first step takes longer")
+    return torch.compile(model)
+
+
 def training_stream(stream: StreamConfig) -> dict:
     """The stream settings the weights depend on (the window's shape and schedule); the rest (context level,
     caching, retargeting) are inference choices that a run may change without refusing to resume."""
@@ -191,6 +208,7 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
                  sum(p.numel() for p in model.parameters()) / 1e6, describe(d.device, training=True), d.world_size,
                  step, total_steps, run_dir)
     ddp = wrap_model(model, d)
+    forward = training_forward(ddp, cfg.compile)
     per_process = cfg.train.batch_size // d.world_size
     schedule = replace(cfg.train, steps=total_steps)      # `train --steps N` moves the cooldown to N too
     bar = tqdm(total=total_steps, initial=step, desc="train world model", unit="step", disable=not progress)
@@ -200,7 +218,7 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
             group["lr"] = warmup_stable_cooldown(step, schedule)
         layout, clips, embedded, generator = training_batch(cfg, shards, prompts, ema.model, step, d.rank,
                                                             per_process, d.device)
-        loss = flow_loss(ddp, clips, embedded, layout, cfg.stream, cfg.levels, generator, d.device, teacher,
+        loss = flow_loss(forward, clips, embedded, layout, cfg.stream, cfg.levels, generator, d.device, teacher,
                          cfg.detail)
         optimizer_step(loss, model, opt, ema, step, cfg.train.grad_clip)
         step += 1
