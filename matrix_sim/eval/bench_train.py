@@ -13,9 +13,9 @@ batch size (the config's, half, double), autocast (the dtype device.py picks for
 float32 / bfloat16, through MATRIX_SIM_DTYPE), torch.compile of the training forward (the config's `compile`
 against the other; a compiled variant first runs its timed steps once untimed, so every window shape is compiled
 before the clock starts, and reports that pass's seconds), and torch threads (every core, one less). Model FLOPs
-are counted per step (torch's FlopCounterMode outside inference mode: forward, backward, attention by flops.py's formulas;
-element-wise work and the optimiser are not matrix FLOPs) over the same step numbers at each batch size, and
-held against the matmul peak measured in the variant's dtype on all cores, before and after the runs (the
+are counted per step (torch's FlopCounterMode outside inference mode: forward, backward, attention by flops.py's
+formulas; element-wise work and the optimiser are not matrix FLOPs) over the same step numbers at each batch size,
+and held against the matmul peak measured in the variant's dtype on all cores, before and after the runs (the
 better of the two).
 """
 from __future__ import annotations
