@@ -134,10 +134,10 @@ def training_batch(cfg: WorldModelConfig, shards: LatentShards, prompts: PromptB
 
 def training_forward(model: torch.nn.Module, compile_it: bool) -> torch.nn.Module:
     """What flow_loss calls: the model itself, or (compile_it) its forward through torch.compile, which fuses the
-    element-wise work around the matmuls (modulation, gates, norms: ~40 % of an eager CPU step). Each new window
-    shape compiles once, ~30 s on a CPU, then the step runs faster; the weights stay `model`'s, so the
-    optimiser, the EMA and the checkpoints see no wrapper. On a CPU, inductor builds its kernels with a C++
-    compiler; without one the run stays eager and says so."""
+    element-wise work around the matmuls (modulation, gates, norms; docs/performance.md has the figures). Each
+    new window shape compiles once, then its steps run faster; the weights stay `model`'s, so the optimiser, the
+    EMA and the checkpoints see no wrapper. On a CPU, inductor builds its kernels with a C++ compiler; without
+    one the run stays eager and says so."""
     if not compile_it:
         return model
     on_cpu = next(model.parameters()).device.type == "cpu"
