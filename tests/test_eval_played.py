@@ -9,8 +9,8 @@ from PIL import Image, ImageFilter
 from matrix_sim.actions import Action
 from matrix_sim.eval.diagnosis import diagnosis_block, one_shot_estimate, posterior_mean_psnr
 from matrix_sim.eval.heldout import HeldoutClip
-from matrix_sim.eval.played_from_prompt import (Track, frame_change, pan_shift, played_from_prompt, script_actions,
-                                                sharpness_ratio)
+from matrix_sim.eval.played_from_prompt import (Track, correlation, frame_change, gain, pan_shift,
+                                                played_from_prompt, script_actions, sharpness_ratio)
 from matrix_sim.stream import WorldModel
 from matrix_sim.stream.sampler import Emitted
 from matrix_sim.world.engine import SourceWorld
@@ -127,9 +127,19 @@ def test_one_shot_estimate_is_x1_minus_v_of_one_forward_over_the_context(lively_
     world.close()
 
 
+def test_pan_gain_sees_a_world_that_barely_turns_which_the_correlation_cannot():
+    source = [4.0, 3.5, 4.2, -3.6, -3.9, -3.4]
+    timid = [0.1 * p for p in source]                     # turns the right way, a tenth as far
+    assert correlation(timid, source) == pytest.approx(1.0)
+    assert gain(timid, source) == pytest.approx(0.1)
+    assert gain(source, source) == pytest.approx(1.0)
+    assert gain([0.0] * 6, source) == 0.0
+    assert gain(timid, [0.0] * 6) is None                   # no turn to share
+
+
 def _in_range(summary: dict) -> None:
     assert 0 < summary["min_sharpness_ratio"] <= summary["mean_sharpness_ratio"] < 20
-    assert -1 <= summary["pan_correlation"] <= 1
+    assert -1 <= summary["pan_correlation"] <= 1 and math.isfinite(summary["pan_gain"])
     assert 0 <= summary["frame_change_stopped"] < 255 and 0 <= summary["scene_recognition_rate"] <= 1
     assert all(math.isfinite(v) for v in summary.values())
 
@@ -175,7 +185,8 @@ def test_a_played_world_that_is_the_source_world_scores_perfectly():
         played.world.close()
     generated = result["generated"]
     assert generated["min_sharpness_ratio"] == generated["mean_sharpness_ratio"] == 1.0
-    assert generated["pan_correlation"] == 1.0 and generated["scene_recognition_rate"] == 1.0
+    assert generated["pan_correlation"] == generated["pan_gain"] == 1.0
+    assert generated["scene_recognition_rate"] == 1.0
     assert generated["frame_change_stopped"] == result["source_frame_change_stopped"]
     assert result["reference"]["min_sharpness_ratio"] != 1.0        # another seed: another world
     walk = result["scenes"][1]["windows"]                             # a walker turns in place: a clear pan

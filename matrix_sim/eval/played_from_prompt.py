@@ -18,7 +18,8 @@ backs up and goes on. Per window (2 s) of frames, from the per-frame statistics 
                     mistake it for)
 
 Summaries: the lowest sharpness ratio of any window; the correlation of the generated world's per-frame pan
-with the source world's over the frames the steering actions produced (pooled over the scenes); the mean
+with the source world's over the frames the steering actions produced (pooled over the scenes) and its gain,
+the share of the source's pan the generated world makes (the correlation is blind to scale); the mean
 frame change over the frames the stop and idle actions produced; the share of windows recognised as their
 scene. The same figures for a reference, the source world at another seed under the same actions, say what
 a world that plays right scores (its own terrain differs, so its pan and sharpness follow the source world's
@@ -70,9 +71,9 @@ WHAT = ("both worlds started from the scene's prompt alone (the world model with
         "through reset/step by the same scripted actions (straight, steer left, steer right, brake, idle, "
         "reverse, on); per 2-s window: edge-density ratio generated / source, pan (px/frame) and frame change "
         "(grey levels/frame) of each world, and whether the scene classifier recognises the window; summaries: "
-        "lowest sharpness ratio, correlation of the generated pan with the source's while steering, frame "
-        "change while stopped (stop and idle), recognition rate; `reference` is the source world at another "
-        "seed under the same actions")
+        "lowest sharpness ratio, correlation and gain (least-squares slope) of the generated pan on the "
+        "source's while steering, frame change while stopped (stop and idle), recognition rate; `reference` "
+        "is the source world at another seed under the same actions")
 
 
 # ---- per-frame measures ---------------------------------------------------------------------------------
@@ -137,6 +138,15 @@ def frame_change(frames: np.ndarray) -> float:
     if len(frames) < 2:
         raise ValueError(f"frame change needs at least 2 frames, got {len(frames)}")
     return float(np.mean([change_between(a, b) for a, b in zip(frames[:-1], frames[1:])]))
+
+
+def gain(generated: Sequence[float], source: Sequence[float]) -> Optional[float]:
+    """Least-squares slope through the origin of the generated pan on the source's: the share of the source
+    world's turn that the generated world makes (1 turns alike, 0 does not turn). The correlation alone is
+    blind to scale, so a world that barely turns, but the right way, scores high on it; None without pan."""
+    g, s = np.asarray(generated, np.float64), np.asarray(source, np.float64)
+    power = float(np.dot(s, s))
+    return float(np.dot(g, s) / power) if len(s) and power > 1e-9 else None
 
 
 def correlation(a: Sequence[float], b: Sequence[float]) -> Optional[float]:
@@ -293,6 +303,8 @@ def _figures(runs: list[dict], classifier: SceneClassifier, frames: int, window:
             stopped_changes[name].append([track.changes[t] for t in stopped])
         scene["pan_correlation"] = {name: _r(correlation(steering_pans[name][-1], steering_pans["source"][-1]))
                                     for name in compared}
+        scene["pan_gain"] = {name: _r(gain(steering_pans[name][-1], steering_pans["source"][-1]))
+                             for name in compared}
         scene["frame_change_stopped"] = {name: _r(np.mean(v[-1]), 2) if v[-1] else None
                                          for name, v in stopped_changes.items()}
         per_scene.append(scene)
@@ -305,6 +317,7 @@ def _figures(runs: list[dict], classifier: SceneClassifier, frames: int, window:
         return {"min_sharpness_ratio": _r(min(ratios[name])),
                 "mean_sharpness_ratio": _r(np.mean(ratios[name])),
                 "pan_correlation": _r(correlation(pooled(steering_pans[name]), pooled(steering_pans["source"]))),
+                "pan_gain": _r(gain(pooled(steering_pans[name]), pooled(steering_pans["source"]))),
                 "frame_change_stopped": _r(np.mean(changes), 2) if changes else None,
                 "scene_recognition_rate": _r(np.mean(recognised[name]))}
 
