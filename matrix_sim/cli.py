@@ -118,7 +118,7 @@ def _cmd_eval(args) -> None:
                               seed=args.seed, device=args.device, progress=not args.quiet, sheet=args.sheet,
                               stream_overrides=parse_overrides(args.stream), drift_sheet=args.drift_sheet,
                               still_frames=args.still_frames, still_sheet=args.still_sheet,
-                              played_seconds=args.played_seconds)
+                              played_seconds=args.played_seconds, played_sheet=args.played_sheet)
     _print_json(result, args.json)
 
 
@@ -279,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "and held action (PNG), here")
     ew.add_argument("--played-seconds", type=float, default=24.0, help="length of each run of both worlds "
                     "played from a scene's prompt by the same scripted keys (played_from_prompt; 0 skips it)")
+    ew.add_argument("--played-sheet", default=None, help="also write the played runs' frame of each window, the "
+                    "source world above the generated one (PNG), here")
     ew.add_argument("--device", default=None)
     stream_option(ew)
     ew.set_defaults(func=_cmd_eval)

@@ -11,6 +11,7 @@ from matrix_sim.eval.diagnosis import diagnosis_block, one_shot_estimate, poster
 from matrix_sim.eval.heldout import HeldoutClip
 from matrix_sim.eval.played_from_prompt import (Track, correlation, frame_change, gain, pan_shift,
                                                 played_from_prompt, script_actions, sharpness_ratio)
+from matrix_sim.eval.sheets import LABEL_HEIGHT
 from matrix_sim.stream import WorldModel
 from matrix_sim.stream.sampler import Emitted
 from matrix_sim.world.engine import SourceWorld
@@ -176,13 +177,24 @@ class SourceAsPlayed:
         return self.world.step(action)
 
 
-def test_a_played_world_that_is_the_source_world_scores_perfectly():
+def test_a_played_world_that_is_the_source_world_scores_perfectly(tmp_path):
     """Played at the source world's own seeds, the 'generated' world is the source world frame for frame."""
     played = SourceAsPlayed()
     try:
-        result = played_from_prompt(played, PROMPTS, seconds=2.0, window_s=0.5, scripts=SHORT, seed=2**31 + 700)
+        result = played_from_prompt(played, PROMPTS, seconds=2.0, window_s=0.5, scripts=SHORT, seed=2**31 + 700,
+                                    sheet=tmp_path / "played.png")
     finally:
         played.world.close()
+    # the sheet: per prompt a source row above a generated row, a captioned frame from the middle of each window
+    sheet = np.asarray(Image.open(result["sheet"]).convert("RGB")).astype(int)
+    tile_h = 144 + LABEL_HEIGHT
+    assert sheet.shape == (len(PROMPTS) * 2 * tile_h, 4 * 256, 3)
+    for p in range(len(PROMPTS)):
+        source, generated = (sheet[(2 * p + k) * tile_h + LABEL_HEIGHT:(2 * p + k + 1) * tile_h] for k in (0, 1))
+        np.testing.assert_array_equal(source, generated)
+        assert source.std() > 10                                    # a rendered scene, not an empty tile
+    first, second = (sheet[LABEL_HEIGHT:tile_h, i * 256:(i + 1) * 256] for i in (0, 1))
+    assert np.abs(first - second).mean() > 1                       # a frame from each window, not one repeated
     generated = result["generated"]
     assert generated["min_sharpness_ratio"] == generated["mean_sharpness_ratio"] == 1.0
     assert generated["pan_correlation"] == generated["pan_gain"] == 1.0
@@ -193,7 +205,7 @@ def test_a_played_world_that_is_the_source_world_scores_perfectly():
     assert walk[1]["pan_px_per_frame"]["source"] < -1                 # steering right (frames 8-11 in it)
 
 
-def test_eval_command_passes_the_played_length_through(monkeypatch, tmp_path, capsys):
+def test_eval_command_passes_the_played_length_and_sheet_through(monkeypatch, tmp_path, capsys):
     import matrix_sim.eval.world_model_eval as evaluation
     from matrix_sim.cli import build_parser, main
 
@@ -202,3 +214,6 @@ def test_eval_command_passes_the_played_length_through(monkeypatch, tmp_path, ca
     assert build_parser().parse_args(["eval"]).played_seconds == 24.0
     assert main(["eval", "--checkpoint", str(tmp_path), "--played-seconds", "0", "--json"]) == 0
     assert seen["played_seconds"] == 0.0 and capsys.readouterr().out.strip() == '{"ok": 1}'
+    assert seen["played_sheet"] is None
+    assert main(["eval", "--checkpoint", str(tmp_path), "--played-sheet", "out/played.png", "--json"]) == 0
+    assert seen["played_sheet"] == "out/played.png"

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
@@ -159,15 +160,17 @@ def correlation(a: Sequence[float], b: Sequence[float]) -> Optional[float]:
 
 @dataclass
 class Track:
-    """Per-frame statistics of one played run, gathered frame by frame (the frames are not kept). Edge
-    density (drift.frame_stats, ~8 ms a frame here) is measured on every `edge_every`-th frame only; the other
-    entries are None."""
+    """Per-frame statistics of one played run, gathered frame by frame. Edge density (drift.frame_stats, ~8 ms
+    a frame here) is measured on every `edge_every`-th frame only; the other entries are None. Frames are not
+    kept, but for a sheet: with `keep_every`, the middle frame of every `keep_every` frames."""
 
     edges: list = field(default_factory=list)
     pans: list = field(default_factory=list)           # pans[t]: frame t - 1 -> t (0 for frame 0)
     changes: list = field(default_factory=list)        # likewise
     histograms: list = field(default_factory=list)
     edge_every: int = EDGE_EVERY
+    keep_every: int = 0
+    kept: list = field(default_factory=list)
     _last: Optional[np.ndarray] = None
     _last_spectrum: Optional[np.ndarray] = None
 
@@ -178,6 +181,8 @@ class Track:
         self.pans.append(0.0 if first else pan_between(self._last_spectrum, spectrum, image.shape[1]))
         self.changes.append(0.0 if first else change_between(self._last, image))
         self.histograms.append(colour_histograms(image)[0])
+        if self.keep_every and (len(self.histograms) - 1) % self.keep_every == self.keep_every // 2:
+            self.kept.append(image)
         self._last, self._last_spectrum = image, spectrum
 
 
@@ -196,9 +201,10 @@ def script_actions(mode: str, frames: int, frame_rate: float,
     return actions[:frames - 1], names[:frames - 1]
 
 
-def play(world, prompt: str, seed: int, actions: Sequence[Action], edge_every: int = EDGE_EVERY) -> Track:
+def play(world, prompt: str, seed: int, actions: Sequence[Action], edge_every: int = EDGE_EVERY,
+         keep_every: int = 0) -> Track:
     """reset(prompt, seed), then step through `actions`: per-frame statistics of the len(actions) + 1 frames."""
-    track = Track(edge_every=edge_every)
+    track = Track(edge_every=edge_every, keep_every=keep_every)
     track.add(world.reset(prompt, seed).image)
     for action in actions:
         track.add(world.step(action).image)
@@ -229,9 +235,10 @@ def _r(value: Optional[float], digits: int = 4) -> Optional[float]:
 
 def played_from_prompt(world, prompts: Sequence[str] = PLAYED_PROMPTS, seconds: float = DEFAULT_SECONDS,
                        seed: int = 0, window_s: float = WINDOW_S, scripts: dict = SCRIPTS,
-                       source_seed: int = SOURCE_SEED) -> dict:
+                       source_seed: int = SOURCE_SEED, sheet: Optional[str | Path] = None) -> dict:
     """Play `world` (a WorldModel, or any World) and the source world from each prompt under its mode's
-    script for `seconds`; figures per window and summarised (see the module's docstring)."""
+    script for `seconds`; figures per window and summarised (see the module's docstring). sheet: also write
+    the middle frame of every window, the source world above the generated one for each prompt (a PNG)."""
     from matrix_sim.world.engine import SourceWorld
 
     rate = world.frame_rate
@@ -247,9 +254,10 @@ def played_from_prompt(world, prompts: Sequence[str] = PLAYED_PROMPTS, seconds: 
         for i, prompt in enumerate(prompts):
             mode = parse_prompt(prompt).mode
             actions, segments = script_actions(mode, frames, rate, scripts)
+            kept = window if sheet else 0
             runs.append({"prompt": prompt, "segments": ["start"] + segments,      # the segment that made frame t
-                         "generated": play(world, prompt, seed + i, actions, edge_every),
-                         "source": play(source, prompt, source_seed + i, actions, edge_every),
+                         "generated": play(world, prompt, seed + i, actions, edge_every, kept),
+                         "source": play(source, prompt, source_seed + i, actions, edge_every, kept),
                          "reference": play(source, prompt, source_seed + i + REFERENCE_SEED_OFFSET, actions,
                                            edge_every)})
         classes = list(dict.fromkeys([*prompts, *PLAYED_PROMPTS]))
@@ -261,7 +269,25 @@ def played_from_prompt(world, prompts: Sequence[str] = PLAYED_PROMPTS, seconds: 
     finally:
         source.close()
     classifier = SceneClassifier({prompt: footage[prompt].mean(0) for prompt in classes})
-    return _figures(runs, classifier, frames, window, rate, window_s, list(prompts), scripts)
+    result = _figures(runs, classifier, frames, window, rate, window_s, list(prompts), scripts)
+    if sheet:
+        result["sheet"] = str(_sheet(runs, window, rate, sheet))
+    return result
+
+
+def _sheet(runs: list[dict], window: int, rate: float, out: str | Path) -> Path:
+    """A row of window frames per world and prompt: the first captioned with the world and prompt, the rest
+    with their time and script segment."""
+    from matrix_sim.eval.sheets import save_grid
+
+    images, labels = [], []
+    for run in runs:
+        for name in ("source", "generated"):
+            for i, image in enumerate(run[name].kept):
+                t = i * window + window // 2
+                images.append(image)
+                labels.append(f"{name}: {run['prompt']}" if i == 0 else f"{t / rate:.1f} s {run['segments'][t]}")
+    return save_grid(images, labels, len(runs[0]["source"].kept), out)
 
 
 def _figures(runs: list[dict], classifier: SceneClassifier, frames: int, window: int, rate: float,

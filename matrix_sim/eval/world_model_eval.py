@@ -161,7 +161,8 @@ def eval_world_model(checkpoint: str | Path, probe: str | Path = DEFAULT_PROBE_D
                      device: Optional[str] = None, progress: bool = True, sheet: Optional[str | Path] = None,
                      stream_overrides: Optional[dict] = None, drift_sheet: Optional[str | Path] = None,
                      still_frames: int = 320, still_sheet: Optional[str | Path] = None,
-                     played_seconds: float = DEFAULT_SECONDS, played_prompts: Sequence[str] = PLAYED_PROMPTS) -> dict:
+                     played_seconds: float = DEFAULT_SECONDS, played_prompts: Sequence[str] = PLAYED_PROMPTS,
+                     played_sheet: Optional[str | Path] = None) -> dict:
     """Every figure above for the world-model bundle at `checkpoint`, as one JSON-ready dict.
 
     scenes: held-out scenes for the horizon figures (default: all 36 of matrix_sim.eval.heldout);
@@ -169,7 +170,8 @@ def eval_world_model(checkpoint: str | Path, probe: str | Path = DEFAULT_PROBE_D
     sheet: also write true | generated frames at each horizon for a few of the clips (a PNG) here;
     drift_sheet: also write the drift run's middle frame of each window, real above generated (a PNG), here;
     still_frames: frames the still-scene run goes on after the stop (0 skips it); still_sheet: its PNG here;
-    played_seconds: length of each played_from_prompt run (0 skips it), played_prompts: its scenes;
+    played_seconds: length of each played_from_prompt run (0 skips it), played_prompts: its scenes,
+    played_sheet: its PNG here;
     stream_overrides: StreamConfig fields to run the stream with instead of the checkpoint's (e.g. levels,
     action_guidance); the result's `stream` is the configuration that was scored."""
     from matrix_sim.stream import WorldModel
@@ -224,7 +226,8 @@ def eval_world_model(checkpoint: str | Path, probe: str | Path = DEFAULT_PROBE_D
         result["prompt_switch_s"] = None
     if played_seconds > 0:
         t = time.perf_counter()
-        result["played_from_prompt"] = played_from_prompt(world, played_prompts, played_seconds, seed)
+        result["played_from_prompt"] = played_from_prompt(world, played_prompts, played_seconds, seed,
+                                                          sheet=played_sheet)
         timings["played_from_prompt"] = time.perf_counter() - t
     else:
         result["played_from_prompt"] = None
