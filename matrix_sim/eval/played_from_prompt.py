@@ -247,6 +247,7 @@ def played_from_prompt(world, prompts: Sequence[str] = PLAYED_PROMPTS, seconds: 
     if frames < 2:
         raise ValueError(f"a played run needs at least 2 frames, got {seconds} s at {rate} fps")
     edge_every = EDGE_EVERY if window % EDGE_EVERY == 0 else 1      # every window measured alike
+    keep_every = window if sheet else 0                              # a window's middle frame, for the sheet
     height, width = world.frame_size
     source = SourceWorld(width, height)
     runs = []
@@ -254,10 +255,9 @@ def played_from_prompt(world, prompts: Sequence[str] = PLAYED_PROMPTS, seconds: 
         for i, prompt in enumerate(prompts):
             mode = parse_prompt(prompt).mode
             actions, segments = script_actions(mode, frames, rate, scripts)
-            kept = window if sheet else 0
             runs.append({"prompt": prompt, "segments": ["start"] + segments,      # the segment that made frame t
-                         "generated": play(world, prompt, seed + i, actions, edge_every, kept),
-                         "source": play(source, prompt, source_seed + i, actions, edge_every, kept),
+                         "generated": play(world, prompt, seed + i, actions, edge_every, keep_every),
+                         "source": play(source, prompt, source_seed + i, actions, edge_every, keep_every),
                          "reference": play(source, prompt, source_seed + i + REFERENCE_SEED_OFFSET, actions,
                                            edge_every)})
         classes = list(dict.fromkeys([*prompts, *PLAYED_PROMPTS]))
