@@ -59,10 +59,10 @@ def _stream(model, calls: int = CALLS) -> list[torch.Tensor]:
     return out
 
 
-@pytest.mark.parametrize("engine", ["onnx", "openvino"])
-def test_engine_stream_and_decoder_agree_with_eager_torch(engine, shared):
+@pytest.mark.parametrize("engine, neighbours", [("onnx", 0), ("openvino", 0), ("onnx", 1)])
+def test_engine_stream_and_decoder_agree_with_eager_torch(engine, neighbours, shared):
     pytest.importorskip({"onnx": "onnxruntime", "openvino": "openvino"}[engine])
-    dit, vae = lively_dit(TINY_MODEL).eval(), _vae()
+    dit, vae = lively_dit({**TINY_MODEL, "neighbours": neighbours}).eval(), _vae()
     runtime = prepare_runtime(engine, dit, vae, STREAM, TINY_LATENT, shared, CPU, threads=1)
     assert runtime.name == engine and runtime.decoder.engine == engine
     stand_in = runtime.stream_model(dit)

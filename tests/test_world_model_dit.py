@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from matrix_sim.models.checkpoint import CheckpointError, load_model, save_model
-from matrix_sim.models.dit import TemporalCache, WorldDiT
+from matrix_sim.models.dit import TemporalAttention, TemporalCache, WorldDiT, rope_tables
 
 from wm_helpers import TINY_MODEL, one_thread  # noqa: F401 (autouse fixture)
 
@@ -32,8 +32,9 @@ def test_forward_shape_and_zero_initial_output():
     assert torch.count_nonzero(v) == 0          # adaLN-Zero: an untrained model predicts v = 0
 
 
-def test_temporal_attention_is_causal():
-    model = randomised(WorldDiT(**TINY_MODEL))
+@pytest.mark.parametrize("neighbours", [0, 1])
+def test_temporal_attention_is_causal(neighbours):
+    model = randomised(WorldDiT(**TINY_MODEL, neighbours=neighbours))
     x, s, a, p = inputs(6)
     changed = x.clone()
     changed[:, 4:] += 1.0
@@ -43,8 +44,9 @@ def test_temporal_attention_is_causal():
     assert not torch.allclose(before[:, 4:], after[:, 4:])
 
 
-def test_cached_context_gives_the_same_prediction():
-    model = randomised(WorldDiT(**TINY_MODEL))
+@pytest.mark.parametrize("neighbours", [0, 1])
+def test_cached_context_gives_the_same_prediction(neighbours):
+    model = randomised(WorldDiT(**TINY_MODEL, neighbours=neighbours))
     x, s, a, p = inputs(7)
     cache = TemporalCache(max_frames=8)
     with torch.no_grad():
@@ -53,6 +55,42 @@ def test_cached_context_gives_the_same_prediction():
         rest = model(x[:, 3:], s[:, 3:], a[:, 3:], p, cache=cache)
     assert cache.frames() == 3 and cache.position == 3
     assert torch.allclose(full[:, 3:], rest, atol=1e-5)
+
+
+def test_the_neighbour_read_starts_as_the_model_it_extends():
+    """Its output projection starts at zero, so a trained model's weights continue unchanged with it."""
+    plain = randomised(WorldDiT(**TINY_MODEL))
+    extended = WorldDiT(**TINY_MODEL, neighbours=1)
+    missing = extended.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all(".near_" in key for key in missing)
+    x, s, a, p = inputs(5)
+    with torch.no_grad():
+        assert torch.allclose(plain(x, s, a, p), extended.eval()(x, s, a, p), atol=1e-6)
+
+
+@pytest.mark.parametrize("neighbours", [0, 1])
+def test_a_token_reads_the_previous_frame_next_door_only_with_the_neighbour_read(neighbours):
+    """Temporal attention alone keeps each token position to itself; the neighbour read reaches one token away
+    (and no further) in earlier frames."""
+    attention = TemporalAttention(16, 2, neighbours)
+    torch.manual_seed(0)
+    for module in attention.modules():
+        if isinstance(module, torch.nn.Linear):
+            torch.nn.init.normal_(module.weight, std=0.3)
+    rows, cols, frames = 3, 5, 3
+    rope = rope_tables(torch.arange(frames), 8)
+    x = torch.randn(rows * cols, frames, 16)
+    changed = x.clone()
+    changed[1 * cols + 1, 0] += 1.0                   # position (1, 1), the first frame
+    with torch.no_grad():
+        diff = (attention(changed, rope, 0, None, 0, (rows, cols)) - attention(x, rope, 0, None, 0, (rows, cols)))
+    moved = diff[:, 1:].abs().amax(dim=(1, 2)).reshape(rows, cols) > 1e-6      # later frames, per position
+    expected = torch.zeros(rows, cols, dtype=torch.bool)
+    if neighbours:
+        expected[0:3, 0:3] = True
+    else:
+        expected[1, 1] = True
+    assert torch.equal(moved, expected)
 
 
 def test_every_projection_is_one_matmul_in_bfloat16():

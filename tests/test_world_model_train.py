@@ -133,15 +133,16 @@ def test_a_shifted_context_moves_each_clips_context_by_one_offset_a_channel():
     assert shift_context(x0, 3, 0.0, torch.Generator()) is x0 and shift_context(x0, 0, 0.5, torch.Generator()) is x0
 
 
-@pytest.mark.parametrize("context_shift, own_context, detail", [
-    (0.0, None, None), (0.5, None, None), (0.0, {"share": 0.5, "levels": [0.1, 0.6], "unroll": 1}, None),
-    (0.0, None, {"weight": 0.3, "change": 0.3})])
-def test_a_tiny_model_overfits_one_clip(tmp_path, vae, context_shift, own_context, detail):
+@pytest.mark.parametrize("context_shift, own_context, detail, neighbours", [
+    (0.0, None, None, 0), (0.5, None, None, 0), (0.0, {"share": 0.5, "levels": [0.1, 0.6], "unroll": 1}, None, 0),
+    (0.0, None, {"weight": 0.3, "change": 0.3}, 0), (0.0, {"share": 0.5, "levels": [0.1, 0.6], "unroll": 1}, None, 1)])
+def test_a_tiny_model_overfits_one_clip(tmp_path, vae, context_shift, own_context, detail, neighbours):
     one_clip = write_latent_shards(tmp_path / "one", episodes=1, frames=6)     # one clip of 5 + the action before
     levels = {"forcing_prob": 0.25, "context_dropout": 0.1, "partial_window": 0.1, "context_noise_max": 0.05,
               "level_jitter": 0.5, "scene_cut": 0.5, "context_shift": context_shift}
     path = write_config(tmp_path, one_clip, tmp_path / "run", vae, steps=300, log_every=30, save_every=300,
-                        lr=3e-3, model={"width": 64, "depth": 2, "heads": 2}, levels=levels, own_context=own_context,
+                        lr=3e-3, model={"width": 64, "depth": 2, "heads": 2, "neighbours": neighbours}, levels=levels,
+                        own_context=own_context,
                         detail=detail)
     summary = train(path, progress=False)
     assert summary.step == 300
@@ -290,6 +291,12 @@ def test_a_new_run_starts_from_a_shipped_bundle(tmp_path, data, vae):
     first, second = (load_file(str(tmp_path / run / "dit" / "diffusion_pytorch_model.safetensors"))
                      for run in ("first", "second"))
     assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+    extended = write_config(tmp_path, data, tmp_path / "extended", vae, steps=1, lr=0.0,
+                            init_from=str(tmp_path / "first"), model={**TINY_MODEL, "neighbours": 1})
+    train(extended, progress=False)                        # weights without the neighbour read gain it, unchanged
+    grown = load_file(str(tmp_path / "extended" / "dit" / "diffusion_pytorch_model.safetensors"))
+    assert all(torch.equal(first[k], grown[k]) for k in first)
+    assert {k for k in grown if k not in first} and all(".near_" in k for k in grown if k not in first)
     wider = write_config(tmp_path, data, tmp_path / "third", vae, steps=1, init_from=str(tmp_path / "first"),
                          model={**TINY_MODEL, "width": 64})
     with pytest.raises(CheckpointError, match="init_from .* another model: width"):

@@ -9,7 +9,7 @@ once computed: the stream caches them (TemporalCache) instead of recomputing the
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Hashable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +19,7 @@ from torch import nn
 
 from matrix_sim.actions import ACTION_DIM
 
+NEAR_WIDTH = 32               # the neighbour read's key width (TemporalAttention)
 LEVEL_SCALE = 1000.0          # levels in [0, 1] are embedded like diffusion timesteps in [0, 1000]
 ROPE_BASE = 10_000.0
 SINCOS_BASE = 10_000.0
@@ -62,17 +63,17 @@ class TemporalCache:
 
     def __init__(self, max_frames: int):
         self.max_frames = max_frames
-        self.keys: dict[int, torch.Tensor] = {}
-        self.values: dict[int, torch.Tensor] = {}
+        self.keys: dict[Hashable, torch.Tensor] = {}      # per layer (and per read of a layer)
+        self.values: dict[Hashable, torch.Tensor] = {}
         self.position = 0
 
     def frames(self) -> int:
         return next(iter(self.keys.values())).shape[2] if self.keys else 0
 
-    def get(self, layer: int) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+    def get(self, layer: Hashable) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
         return self.keys.get(layer), self.values.get(layer)
 
-    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
+    def append(self, layer: Hashable, k: torch.Tensor, v: torch.Tensor) -> None:
         old_k, old_v = self.get(layer)
         if old_k is not None:
             k, v = torch.cat([old_k, k], dim=2), torch.cat([old_v, v], dim=2)
@@ -111,22 +112,82 @@ class Attention(nn.Module):
 
 
 class TemporalAttention(Attention):
-    """Causal attention along time at each token position; frame t sees frames <= t (and cached ones)."""
+    """Causal attention along time at each token position; frame t sees frames <= t (and cached ones).
+
+    With `neighbours` = r > 0 a narrow second read (one head of at most NEAR_WIDTH, its output projection zero at first,
+    so the block starts as it was) reaches the positions up to r tokens away, its own included, in frames <= t:
+    a token can copy what moved into it from next door (a pan, a passing tree) instead of re-inventing it. A
+    learned bias per offset lets it prefer a direction. Narrow, because its keys and values are gathered
+    (2r + 1)^2 times."""
+
+    def __init__(self, width: int, heads: int, neighbours: int = 0):
+        super().__init__(width, heads)
+        self.radius = neighbours
+        self.near_width = min(NEAR_WIDTH, width // heads)       # at most a head's width: its rotary tables fit
+        if neighbours:
+            self.near_qkv = nn.Linear(width, 3 * self.near_width)
+            self.near_q_norm = nn.RMSNorm(self.near_width, eps=1e-6)
+            self.near_k_norm = nn.RMSNorm(self.near_width, eps=1e-6)
+            self.near_bias = nn.Parameter(torch.zeros((2 * neighbours + 1) ** 2))
+            self.near_out = nn.Linear(self.near_width, width)
+            nn.init.zeros_(self.near_out.weight)
+            nn.init.zeros_(self.near_out.bias)
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], layer: int,
-                cache: Optional[TemporalCache], commit_frames: int) -> torch.Tensor:
+                cache: Optional[TemporalCache], commit_frames: int, grid: tuple[int, int] = (0, 0)) -> torch.Tensor:
         q, k, v = self.project(x)
         q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        past_k, past_v = cache.get(layer) if cache is not None else (None, None)
-        if past_k is None:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        else:
-            frames, past = q.shape[2], past_k.shape[2]
-            mask = torch.ones(frames, past + frames, dtype=torch.bool, device=x.device).tril(diagonal=past)
-            y = F.scaled_dot_product_attention(q, torch.cat([past_k, k], 2), torch.cat([past_v, v], 2), attn_mask=mask)
+        y = self._attend(q, k, v, layer, cache, commit_frames)
+        out = self.merge(y)
+        if self.radius:
+            out = out + self._near(x, rope, layer, cache, commit_frames, grid)
+        return out
+
+    @staticmethod
+    def _attend(q, k, v, slot, cache: Optional[TemporalCache], commit_frames: int) -> torch.Tensor:
+        past_k, past_v = cache.get(slot) if cache is not None else (None, None)
         if commit_frames:
-            cache.append(layer, k[:, :, :commit_frames], v[:, :, :commit_frames])
-        return self.merge(y)
+            cache.append(slot, k[:, :, :commit_frames], v[:, :, :commit_frames])
+        if past_k is None:
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        frames, past = q.shape[2], past_k.shape[2]
+        mask = torch.ones(frames, past + frames, dtype=torch.bool, device=q.device).tril(diagonal=past)
+        return F.scaled_dot_product_attention(q, torch.cat([past_k, k], 2), torch.cat([past_v, v], 2), attn_mask=mask)
+
+    def _near(self, x: torch.Tensor, rope, layer: int, cache: Optional[TemporalCache], commit_frames: int,
+              grid: tuple[int, int]) -> torch.Tensor:
+        """x (b * n, t, D) rows of a rows x cols grid -> the read from the neighbouring positions (b * n, t, D).
+        Each gather is one unfold (its backward one fold); positions off the grid are masked."""
+        rows, cols = grid
+        q, k, v = self.near_qkv(x).unflatten(-1, (3, 1, -1)).unbind(-3)
+        half, e = self.near_width // 2, self.near_width
+        cos, sin = rope[0][..., :half], rope[1][..., :half]
+        q = apply_rope(self.near_q_norm(q).transpose(1, 2), cos, sin)
+        k = apply_rope(self.near_k_norm(k).transpose(1, 2), cos, sin)
+        v = v.transpose(1, 2)
+        slot = ("near", layer)
+        past_k, past_v = cache.get(slot) if cache is not None else (None, None)
+        if commit_frames:
+            cache.append(slot, k[:, :, :commit_frames], v[:, :, :commit_frames])
+        if past_k is not None:
+            k, v = torch.cat([past_k, k], 2), torch.cat([past_v, v], 2)
+        n, frames, keys = q.shape[0], q.shape[2], k.shape[2]
+        b, span = n // (rows * cols), 2 * self.radius + 1
+
+        def gather(t: torch.Tensor) -> torch.Tensor:
+            flat = t.reshape(b, rows * cols, keys * e).transpose(1, 2).reshape(b, -1, rows, cols)
+            near = F.unfold(flat, span, padding=self.radius)             # (b, keys*e*span^2, positions)
+            near = near.reshape(b, keys, e, span * span, rows * cols)
+            return near.permute(0, 4, 3, 1, 2).reshape(n, 1, span * span * keys, e)
+
+        inside = F.unfold(torch.ones(1, 1, rows, cols, device=x.device), span, padding=self.radius)[0].T > 0
+        causal = torch.ones(frames, keys, dtype=torch.bool, device=x.device).tril(diagonal=keys - frames)
+        allowed = inside[:, None, :, None] & causal[None, :, None, :]                 # (pos, t, offsets, keys)
+        bias = self.near_bias.to(q.dtype)[None, None, :, None]
+        mask = torch.where(allowed, bias, torch.tensor(float("-inf"), dtype=q.dtype, device=x.device))
+        mask = mask.flatten(2)[:, None].repeat(b, 1, 1, 1)                          # (b * pos, 1, t, offsets*keys)
+        y = F.scaled_dot_product_attention(q, gather(k), gather(v), attn_mask=mask)
+        return self.near_out(y.transpose(1, 2).flatten(2))
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -136,11 +197,11 @@ def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch
 class WorldBlock(nn.Module):
     """Spatial attention, temporal attention, MLP; each gated and modulated per frame (adaLN-Zero)."""
 
-    def __init__(self, width: int, heads: int, mlp_ratio: float):
+    def __init__(self, width: int, heads: int, mlp_ratio: float, neighbours: int = 0):
         super().__init__()
         self.norms = nn.ModuleList(nn.LayerNorm(width, elementwise_affine=False, eps=1e-6) for _ in range(3))
         self.spatial = Attention(width, heads)
-        self.temporal = TemporalAttention(width, heads)
+        self.temporal = TemporalAttention(width, heads, neighbours)
         hidden = int(width * mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, width))
         self.modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 9 * width))
@@ -148,8 +209,8 @@ class WorldBlock(nn.Module):
         nn.init.zeros_(self.modulation[1].bias)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor, rope, layer: int, cache: Optional[TemporalCache],
-                commit_frames: int) -> torch.Tensor:
-        """x (B, T, N, D) tokens; cond (B, T, D) per-frame conditioning."""
+                commit_frames: int, grid: tuple[int, int] = (0, 0)) -> torch.Tensor:
+        """x (B, T, N, D) tokens on a rows x cols grid; cond (B, T, D) per-frame conditioning."""
         b, t, n, d = x.shape
         mods = self.modulation(cond)[:, :, None].chunk(9, dim=-1)
         h = modulate(self.norms[0](x), mods[0], mods[1]).reshape(b * t, n, d)
@@ -157,7 +218,7 @@ class WorldBlock(nn.Module):
         # a row per token position, made contiguous: as a strided view, bfloat16 projections copied the weight
         # once per position (a batched matmul), and the stream call ran 2x slower (tests/test_world_model_dit.py)
         h = modulate(self.norms[1](x), mods[3], mods[4]).transpose(1, 2).contiguous().view(b * n, t, d)
-        h = self.temporal(h, rope, layer, cache, commit_frames)
+        h = self.temporal(h, rope, layer, cache, commit_frames, grid)
         x = x + mods[5] * h.reshape(b, n, t, d).transpose(1, 2)
         return x + mods[8] * self.mlp(modulate(self.norms[2](x), mods[6], mods[7]))
 
@@ -177,7 +238,8 @@ class WorldDiT(ModelMixin, ConfigMixin):
 
     @register_to_config
     def __init__(self, in_channels: int = 4, patch_size: int = 2, width: int = 256, depth: int = 6, heads: int = 4,
-                 mlp_ratio: float = 4.0, action_dim: int = ACTION_DIM, prompt_dim: int = 384, level_dim: int = 256):
+                 mlp_ratio: float = 4.0, action_dim: int = ACTION_DIM, prompt_dim: int = 384, level_dim: int = 256,
+                 neighbours: int = 0):
         super().__init__()
         if (width // heads) % 4:
             raise ValueError(f"head width {width // heads} must be a multiple of 4 (rotary and 2-D positions)")
@@ -186,7 +248,7 @@ class WorldDiT(ModelMixin, ConfigMixin):
         self.level_embed = _embedder(level_dim, width)
         self.action_embed = _embedder(action_dim, width)
         self.prompt_embed = _embedder(prompt_dim, width)
-        self.blocks = nn.ModuleList(WorldBlock(width, heads, mlp_ratio) for _ in range(depth))
+        self.blocks = nn.ModuleList(WorldBlock(width, heads, mlp_ratio, neighbours) for _ in range(depth))
         self.out_norm = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
         self.out_modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 2 * width))
         self.patch_out = nn.Linear(width, token_dim)
@@ -223,7 +285,7 @@ class WorldDiT(ModelMixin, ConfigMixin):
             positions = torch.arange(start, start + t, device=latents.device)
             rope = rope_tables(positions, self.config.width // self.config.heads)
         for layer, block in enumerate(self.blocks):
-            x = block(x, cond, rope, layer, cache, commit_frames)
+            x = block(x, cond, rope, layer, cache, commit_frames, (rows, cols))
         if cache is not None:
             cache.position += commit_frames
         shift, scale = self.out_modulation(cond)[:, :, None].chunk(2, dim=-1)

@@ -32,7 +32,7 @@ from matrix_sim.runtime import RUNTIME_ENV, RUNTIMES
 from matrix_sim.runtime.engines import ENGINES, Engine, EngineUnavailable, LABELS, engine_module, engine_version, \
     open_engine
 from matrix_sim.runtime.graphs import ExportError, StreamCall, StreamShape, decoder_example, export_decoder, \
-    export_stream, graph_key, stream_example, stream_names
+    cache_slots, export_stream, graph_key, stream_example, stream_names
 from matrix_sim.runtime.stream import EngineDecoder, EngineStream, GraphSpec, HostedSampler
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ def probe_stream(dit, shape: StreamShape, device: torch.device, engines: dict[st
     difference from eager float32."""
     call = StreamCall(dit, shape).eval()
     inputs = stream_example(dit, shape, seed=1, start=1000)
-    in_names, out_names = stream_names(len(dit.blocks), shape)
+    in_names, out_names = stream_names(cache_slots(dit), shape)
     args = [inputs[n] for n in in_names]
     with torch.inference_mode():
         out = call(*args)

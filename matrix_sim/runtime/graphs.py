@@ -23,6 +23,7 @@ import tempfile
 import warnings
 from dataclasses import astuple, dataclass
 from pathlib import Path
+from typing import Hashable
 
 import torch
 from torch import nn
@@ -70,49 +71,69 @@ class StreamShape:
         return "x".join(str(v) for v in (*astuple(self)[:4], *self.latent_shape))
 
 
+def cache_slots(dit: WorldDiT) -> list[Hashable]:
+    """The TemporalCache entries a stream call reads and appends to: each block's temporal attention (by its
+    layer index) and, where it has one, its neighbour read (("near", layer))."""
+    layers = list(range(len(dit.blocks)))
+    return [*layers, *[("near", i) for i in layers if dit.blocks[i].temporal.radius]]
+
+
+def slot_name(slot: Hashable) -> str:
+    return f"near_{slot[1]}" if isinstance(slot, tuple) else str(slot)
+
+
+def slot_heads(dit: WorldDiT, slot: Hashable) -> tuple[int, int]:
+    """(heads, head width) of a slot's keys and values."""
+    if isinstance(slot, tuple):
+        return 1, dit.blocks[slot[1]].temporal.near_width
+    return dit.config.heads, head_dim(dit)
+
+
 class GraphCache:
     """TemporalCache's interface over explicit tensors: the past keys/values are inputs, what is appended is
     collected as outputs (no truncation: the caller's TemporalCache does that)."""
 
-    def __init__(self, keys: list[torch.Tensor], values: list[torch.Tensor]):
-        self.keys_in, self.values_in = keys, values
-        self.new_keys: dict[int, torch.Tensor] = {}
-        self.new_values: dict[int, torch.Tensor] = {}
+    def __init__(self, slots: list[Hashable], keys: list[torch.Tensor], values: list[torch.Tensor]):
+        self.keys_in, self.values_in = dict(zip(slots, keys)), dict(zip(slots, values))
+        self.new_keys: dict[Hashable, torch.Tensor] = {}
+        self.new_values: dict[Hashable, torch.Tensor] = {}
         self.position = 0               # unused: the rotary tables are inputs
 
     def frames(self) -> int:
-        return self.keys_in[0].shape[2] if self.keys_in else 0
+        return next(iter(self.keys_in.values())).shape[2] if self.keys_in else 0
 
-    def get(self, layer: int):
-        return (self.keys_in[layer], self.values_in[layer]) if self.keys_in else (None, None)
+    def get(self, slot: Hashable):
+        return (self.keys_in[slot], self.values_in[slot]) if self.keys_in else (None, None)
 
-    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
-        self.new_keys[layer], self.new_values[layer] = k, v
+    def append(self, slot: Hashable, k: torch.Tensor, v: torch.Tensor) -> None:
+        self.new_keys[slot], self.new_values[slot] = k, v
 
 
 class StreamCall(nn.Module):
     """WorldDiT's stream call of one StreamShape with its cache as explicit tensors (see the module doc):
     forward(latents, levels, actions, prompts, rope_cos, rope_sin, *past_keys, *past_values)
-    -> (v, *new_keys, *new_values)."""
+    -> (v, *new_keys, *new_values), keys and values in cache_slots' order."""
 
     def __init__(self, dit: WorldDiT, shape: StreamShape):
         super().__init__()
         self.dit, self.shape = dit, shape
-        self.depth = len(dit.blocks)
+        self.slots = cache_slots(dit)
 
     def forward(self, latents, levels, actions, prompts, rope_cos, rope_sin, *past):
-        cache = GraphCache(list(past[:self.depth]), list(past[self.depth:]))
+        n = len(self.slots) if past else 0
+        cache = GraphCache(self.slots[:n], list(past[:n]), list(past[n:]))
         v = self.dit(latents, levels, actions, prompts, cache=cache if self.shape.past or self.shape.commit else None,
                      commit_frames=self.shape.commit, rope=(rope_cos, rope_sin))
         if not self.shape.commit:
             return v
-        return (v, *[cache.new_keys[i] for i in range(self.depth)], *[cache.new_values[i] for i in range(self.depth)])
+        return (v, *[cache.new_keys[s] for s in self.slots], *[cache.new_values[s] for s in self.slots])
 
 
-def stream_names(depth: int, shape: StreamShape) -> tuple[list[str], list[str]]:
+def stream_names(slots: list[Hashable], shape: StreamShape) -> tuple[list[str], list[str]]:
     """The graph's input and output names, in StreamCall's order."""
-    past = [f"past_key_{i}" for i in range(depth)] + [f"past_value_{i}" for i in range(depth)] if shape.past else []
-    new = [f"new_key_{i}" for i in range(depth)] + [f"new_value_{i}" for i in range(depth)] if shape.commit else []
+    names = [slot_name(s) for s in slots]
+    past = [f"past_key_{n}" for n in names] + [f"past_value_{n}" for n in names] if shape.past else []
+    new = [f"new_key_{n}" for n in names] + [f"new_value_{n}" for n in names] if shape.commit else []
     return [*STREAM_INPUTS, *past], ["v", *new]
 
 
@@ -137,8 +158,9 @@ def stream_example(dit: WorldDiT, shape: StreamShape, seed: int = 0, start: int 
               "prompts": torch.nn.functional.normalize(torch.randn(b, t, cfg.prompt_dim, generator=g), dim=-1),
               "rope_cos": cos, "rope_sin": sin}
     for kind in ("key", "value"):
-        for layer in range(len(dit.blocks) if shape.past else 0):
-            inputs[f"past_{kind}_{layer}"] = torch.randn(b * tokens, cfg.heads, shape.past, head_dim(dit), generator=g)
+        for slot in cache_slots(dit) if shape.past else []:
+            heads, width = slot_heads(dit, slot)
+            inputs[f"past_{kind}_{slot_name(slot)}"] = torch.randn(b * tokens, heads, shape.past, width, generator=g)
     return inputs
 
 
@@ -222,7 +244,7 @@ def _write(module: nn.Module, inputs: dict[str, torch.Tensor], names: tuple[list
 def export_stream(dit: WorldDiT, shape: StreamShape, path: Path) -> Path:
     """Write the stream call of `shape` to `path` (ONNX, float32)."""
     dit = dit.float().eval()
-    names = stream_names(len(dit.blocks), shape)
+    names = stream_names(cache_slots(dit), shape)
     return _write(StreamCall(dit, shape), stream_example(dit, shape), names, path)
 
 

@@ -18,7 +18,7 @@ import torch
 
 from matrix_sim.models.dit import WorldDiT
 from matrix_sim.runtime.engines import Engine, open_engine
-from matrix_sim.runtime.graphs import StreamShape, stream_names, stream_rope
+from matrix_sim.runtime.graphs import StreamShape, cache_slots, slot_name, stream_names, stream_rope
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,8 @@ class EngineStream:
         self.dit, self.spec, self.shape = dit, spec, spec.shape
         self.engine = engine or spec.open()
         self.config = dit.config
-        self.depth = len(dit.blocks)
-        self.inputs, self.outputs = stream_names(self.depth, self.shape)
+        self.slots = cache_slots(dit)
+        self.inputs, self.outputs = stream_names(self.slots, self.shape)
         self.calls = {"engine": 0, "torch": 0}
 
     def __call__(self, latents: torch.Tensor, levels: torch.Tensor, actions: torch.Tensor, prompt_emb: torch.Tensor,
@@ -56,13 +56,14 @@ class EngineStream:
         cos, sin = stream_rope(self.dit, start, latents.shape[1])
         feed = {"latents": latents, "levels": levels, "actions": actions, "prompts": prompt_emb, "rope_cos": cos,
                 "rope_sin": sin}
-        for layer in range(self.depth if self.shape.past else 0):
-            feed[f"past_key_{layer}"], feed[f"past_value_{layer}"] = (t.float() for t in cache.get(layer))
+        for slot in self.slots if self.shape.past else []:
+            name = slot_name(slot)
+            feed[f"past_key_{name}"], feed[f"past_value_{name}"] = (t.float() for t in cache.get(slot))
         out = self.engine.run(feed)
         if self.shape.commit:
-            for layer in range(self.depth):
-                cache.append(layer, torch.from_numpy(out[f"new_key_{layer}"]),
-                             torch.from_numpy(out[f"new_value_{layer}"]))
+            for slot in self.slots:
+                name = slot_name(slot)
+                cache.append(slot, torch.from_numpy(out[f"new_key_{name}"]), torch.from_numpy(out[f"new_value_{name}"]))
             cache.position += self.shape.commit
         return torch.from_numpy(out["v"])
 

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import Optional
 
 import torch
 from safetensors import safe_open
@@ -80,11 +81,17 @@ def load_state(run_dir: Path, model, ema_model, opt, identity: dict) -> int:
     return step
 
 
-def load_same_architecture(path: str | Path, model_cls, architecture: dict, what: str, setting: str):
+GROWABLE = {"neighbours": 0}     # architecture keys a run may add to weights made without them (start_from)
+
+
+def load_same_architecture(path: str | Path, model_cls, architecture: dict, what: str, setting: str,
+                           growable: Optional[dict] = None):
     """Weights a run starts from or learns from; refused, naming the config `setting` and the keys, when
-    they were made for another shape than `architecture`."""
-    loaded = load_model(model_cls, path, what=what)
-    diffs = config_differences({k: loaded.config[k] for k in architecture}, architecture)
+    they were made for another shape than `architecture` (a key of `growable` at its value there excepted)."""
+    loaded, growable = load_model(model_cls, path, what=what), growable or {}
+    saved = {k: loaded.config.get(k, growable.get(k)) for k in architecture}
+    saved.update({k: architecture[k] for k, off in growable.items() if k in saved and saved[k] == off})
+    diffs = config_differences(saved, architecture)
     if diffs:
         raise CheckpointError(f"{setting} {path} was made for another model: " + "; ".join(diffs))
     return loaded
@@ -92,8 +99,12 @@ def load_same_architecture(path: str | Path, model_cls, architecture: dict, what
 
 def start_from(path: str | Path, model_cls, architecture: dict, model, ema, what: str) -> None:
     """A fresh run continues shipped weights (the run folder that made them may be gone); both the weights
-    and their EMA start there. Refused, naming the keys, when the shipped model has another shape."""
-    shipped = load_same_architecture(path, model_cls, architecture, what, "init_from")
-    model.load_state_dict(shipped.state_dict())
-    ema.model.load_state_dict(shipped.state_dict())
+    and their EMA start there. Refused, naming the keys, when the shipped model has another shape; weights
+    without the neighbour read gain it as it starts (its output at zero, so the model is unchanged)."""
+    shipped = load_same_architecture(path, model_cls, architecture, what, "init_from", GROWABLE)
+    missing = model.load_state_dict(shipped.state_dict(), strict=False).missing_keys
+    unexpected = [k for k in missing if ".near_" not in k]
+    if unexpected:
+        raise CheckpointError(f"init_from {path} lacks weights: {', '.join(unexpected[:3])}")
+    ema.model.load_state_dict(model.state_dict())
     log.info("starting from the weights in %s", path)
