@@ -157,7 +157,8 @@ class TemporalAttention(Attention):
     def _near(self, x: torch.Tensor, rope, layer: int, cache: Optional[TemporalCache], commit_frames: int,
               grid: tuple[int, int]) -> torch.Tensor:
         """x (b * n, t, D) rows of a rows x cols grid -> the read from the neighbouring positions (b * n, t, D).
-        Each gather is one unfold (its backward one fold); positions off the grid are masked."""
+        Each gather pads the grid and stacks its shifted views, token rows kept whole (no transpose to copy);
+        positions off the grid are masked."""
         rows, cols = grid
         q, k, v = self.near_qkv(x).unflatten(-1, (3, 1, -1)).unbind(-3)
         half, e = self.near_width // 2, self.near_width
@@ -172,13 +173,13 @@ class TemporalAttention(Attention):
         if past_k is not None:
             k, v = torch.cat([past_k, k], 2), torch.cat([past_v, v], 2)
         n, frames, keys = q.shape[0], q.shape[2], k.shape[2]
-        b, span = n // (rows * cols), 2 * self.radius + 1
+        b, r = n // (rows * cols), self.radius
+        span = 2 * r + 1
 
         def gather(t: torch.Tensor) -> torch.Tensor:
-            flat = t.reshape(b, rows * cols, keys * e).transpose(1, 2).reshape(b, -1, rows, cols)
-            near = F.unfold(flat, span, padding=self.radius)             # (b, keys*e*span^2, positions)
-            near = near.reshape(b, keys, e, span * span, rows * cols)
-            return near.permute(0, 4, 3, 1, 2).reshape(n, 1, span * span * keys, e)
+            grid_rows = F.pad(t.reshape(b, rows, cols, keys * e), (0, 0, r, r, r, r))     # positions stay rows
+            near = [grid_rows[:, dy:dy + rows, dx:dx + cols] for dy in range(span) for dx in range(span)]
+            return torch.stack(near, 3).reshape(n, 1, span * span * keys, e)
 
         inside = F.unfold(torch.ones(1, 1, rows, cols, device=x.device), span, padding=self.radius)[0].T > 0
         causal = torch.ones(frames, keys, dtype=torch.bool, device=x.device).tril(diagonal=keys - frames)

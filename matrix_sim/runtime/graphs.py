@@ -34,7 +34,7 @@ from matrix_sim.stream.schedule import StreamConfig
 
 log = logging.getLogger(__name__)
 OPSET = 18
-GRAPH_FORMAT = 1           # bumped when what a graph takes or returns changes: old cached graphs are not reused
+GRAPH_FORMAT = 2           # bumped when what a graph takes or returns changes: old cached graphs are not reused
 STREAM_INPUTS = ("latents", "levels", "actions", "prompts", "rope_cos", "rope_sin")
 
 
