@@ -137,22 +137,28 @@ class TemporalAttention(Attention):
                 cache: Optional[TemporalCache], commit_frames: int, grid: tuple[int, int] = (0, 0)) -> torch.Tensor:
         q, k, v = self.project(x)
         q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        y = self._attend(q, k, v, layer, cache, commit_frames)
+        keys, values, past = self._with_past(layer, k, v, cache, commit_frames)
+        if past:
+            mask = torch.ones(q.shape[2], keys.shape[2], dtype=torch.bool, device=q.device).tril(diagonal=past)
+            y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
+        else:
+            y = F.scaled_dot_product_attention(q, keys, values, is_causal=True)
         out = self.merge(y)
         if self.radius:
             out = out + self._near(x, rope, layer, cache, commit_frames, grid)
         return out
 
     @staticmethod
-    def _attend(q, k, v, slot, cache: Optional[TemporalCache], commit_frames: int) -> torch.Tensor:
+    def _with_past(slot: Hashable, k: torch.Tensor, v: torch.Tensor, cache: Optional[TemporalCache],
+                   commit_frames: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """The cached keys and values of `slot` followed by these frames', and how many were cached; the first
+        `commit_frames` of these are committed to the cache."""
         past_k, past_v = cache.get(slot) if cache is not None else (None, None)
         if commit_frames:
             cache.append(slot, k[:, :, :commit_frames], v[:, :, :commit_frames])
         if past_k is None:
-            return F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        frames, past = q.shape[2], past_k.shape[2]
-        mask = torch.ones(frames, past + frames, dtype=torch.bool, device=q.device).tril(diagonal=past)
-        return F.scaled_dot_product_attention(q, torch.cat([past_k, k], 2), torch.cat([past_v, v], 2), attn_mask=mask)
+            return k, v, 0
+        return torch.cat([past_k, k], 2), torch.cat([past_v, v], 2), past_k.shape[2]
 
     def _near(self, x: torch.Tensor, rope, layer: int, cache: Optional[TemporalCache], commit_frames: int,
               grid: tuple[int, int]) -> torch.Tensor:
@@ -166,12 +172,7 @@ class TemporalAttention(Attention):
         q = apply_rope(self.near_q_norm(q).transpose(1, 2), cos, sin)
         k = apply_rope(self.near_k_norm(k).transpose(1, 2), cos, sin)
         v = v.transpose(1, 2)
-        slot = ("near", layer)
-        past_k, past_v = cache.get(slot) if cache is not None else (None, None)
-        if commit_frames:
-            cache.append(slot, k[:, :, :commit_frames], v[:, :, :commit_frames])
-        if past_k is not None:
-            k, v = torch.cat([past_k, k], 2), torch.cat([past_v, v], 2)
+        k, v, _ = self._with_past(("near", layer), k, v, cache, commit_frames)
         n, frames, keys = q.shape[0], q.shape[2], k.shape[2]
         b, r = n // (rows * cols), self.radius
         span = 2 * r + 1
