@@ -102,9 +102,9 @@ def start_from(path: str | Path, model_cls, architecture: dict, model, ema, what
     and their EMA start there. Refused, naming the keys, when the shipped model has another shape; weights
     without the neighbour read gain it as it starts (its output at zero, so the model is unchanged)."""
     shipped = load_same_architecture(path, model_cls, architecture, what, "init_from", GROWABLE)
-    missing = model.load_state_dict(shipped.state_dict(), strict=False).missing_keys
-    unexpected = [k for k in missing if ".near_" not in k]
-    if unexpected:
-        raise CheckpointError(f"init_from {path} lacks weights: {', '.join(unexpected[:3])}")
+    result = model.load_state_dict(shipped.state_dict(), strict=False)
+    unfit = [k for k in result.missing_keys if ".near_" not in k] + list(result.unexpected_keys)
+    if unfit:
+        raise CheckpointError(f"init_from {path}: its weights do not fit the model: {', '.join(unfit[:3])}")
     ema.model.load_state_dict(model.state_dict())
     log.info("starting from the weights in %s", path)
