@@ -114,11 +114,11 @@ class Attention(nn.Module):
 class TemporalAttention(Attention):
     """Causal attention along time at each token position; frame t sees frames <= t (and cached ones).
 
-    With `neighbours` = r > 0 a narrow second read (one head of at most NEAR_WIDTH, its output projection zero at first,
-    so the block starts as it was) reaches the positions up to r tokens away, its own included, in frames <= t:
-    a token can copy what moved into it from next door (a pan, a passing tree) instead of re-inventing it. A
-    learned bias per offset lets it prefer a direction. Narrow, because its keys and values are gathered
-    (2r + 1)^2 times."""
+    With `neighbours` = r > 0 a narrow second read (one head of at most NEAR_WIDTH, its output projection zero
+    at first, so the block starts as it was) reaches the positions up to r tokens away, its own included, in
+    frames <= t: a token can copy what moved into it from next door (a pan, a passing tree) instead of
+    re-inventing it. A learned bias per offset lets it prefer a direction. Narrow, because its keys and values
+    are gathered (2r + 1)^2 times."""
 
     def __init__(self, width: int, heads: int, neighbours: int = 0):
         super().__init__(width, heads)
