@@ -139,6 +139,35 @@ def test_a_decoder_only_run_keeps_the_latents_the_world_model_knows(tmp_path, sm
     assert moved, "the decoder did not learn"
 
 
+def test_moved_latents_slide_between_latent_pixels():
+    from matrix_sim.eval.vae_eval import moved_latents
+
+    latents = torch.arange(2 * 3 * 4, dtype=torch.float32).reshape(1, 2, 3, 4)
+    torch.testing.assert_close(moved_latents(latents, 0.0, 0.0), latents[:, :, :-1, :-1])
+    torch.testing.assert_close(moved_latents(latents, 1.0, 1.0), latents[:, :, 1:, 1:])
+    torch.testing.assert_close(moved_latents(latents, 0.0, 0.25), latents[:, :, :-1, :-1] + 0.25)
+    torch.testing.assert_close(moved_latents(latents, 0.5, 0.0), latents[:, :, :-1, :-1] + 2.0)
+    with pytest.raises(ValueError, match="fraction"):
+        moved_latents(latents, 0.0, 1.5)
+
+
+@pytest.mark.parametrize("rows, cols", [(0, 8), (8, 0)])
+def test_latents_moved_a_latent_pixel_show_the_moved_picture(world, rows, cols):
+    """Moved by a whole latent pixel, the shipped codec's latents decode to the picture moved by 8 pixels (a
+    convolutional codec is equivariant to that), which is what moved_crop cuts out, not the unmoved picture:
+    the pairing eval-vae's moved-latent figure scores."""
+    from matrix_sim.eval.vae_eval import moved_crop, moved_latents
+
+    model = load_autoencoder()
+    x = images_to_tensor(world.reset("drive city at night", 2**31 + 9).image[None])
+    with torch.no_grad():
+        moved = tensor_to_images(model.decode(moved_latents(model.encode(x), rows / 8, cols / 8)))
+        own = tensor_to_images(model(moved_crop(x, rows, cols)))
+    truth, unmoved = tensor_to_images(moved_crop(x, rows, cols)), tensor_to_images(moved_crop(x, 0, 0))
+    assert psnr(truth, moved) > psnr(truth, own) - 1.5
+    assert psnr(truth, moved) > psnr(unmoved, moved) + 3
+
+
 def test_a_decoder_only_run_needs_the_codec_to_keep(tmp_path, small_shards):
     path = tiny_config(tmp_path, small_shards)
     config = yaml.safe_load(path.read_text())
@@ -212,3 +241,4 @@ def test_eval_vae_reports_how_much_sharpness_the_codec_keeps(tmp_path, monkeypat
     assert result["frames"] == 2
     assert result["edge_density"]["real"] > 0.3            # 0.43: a gradient at every square's border
     assert result["edge_density"]["reconstructed"] < 0.5 * result["edge_density"]["real"]
+    assert set(result["pan"]["moved_by_pixels"]) == {"2", "4", "6"} and result["pan"]["own_psnr_db"] > 0

@@ -14,6 +14,7 @@ from diffusers.models.unets.unet_2d_blocks import AutoencoderTinyBlock
 from torch import nn
 
 LATENT_CLAMP = 3.0
+LATENT_STRIDE = 8            # image pixels per latent pixel
 
 
 def _blocks(channels: int, count: int) -> list[nn.Module]:
