@@ -1,5 +1,6 @@
 """eval's diagnosis (the one-shot estimate from pure noise) and played_from_prompt (both worlds from a prompt)."""
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -217,3 +218,28 @@ def test_eval_command_passes_the_played_length_and_sheet_through(monkeypatch, tm
     assert seen["played_sheet"] is None
     assert main(["eval", "--checkpoint", str(tmp_path), "--played-sheet", "out/played.png", "--json"]) == 0
     assert seen["played_sheet"] == "out/played.png"
+
+
+class PrimedFake:
+    """A world primed with real frames that answers with the last one moved `pan` pixels the way the last
+    action steers (left: the picture moves right, as the source world's does), or not moved at all."""
+
+    frame_rate, frame_size = 16.0, (144, 256)
+
+    def __init__(self, pan: int):
+        self.pan = pan
+
+    def prime(self, images, actions, prompt, seed):
+        turn = Action.from_array(actions[-1]).turn
+        return SimpleNamespace(image=np.roll(images[-1], int(-np.sign(turn) * self.pan), axis=1))
+
+
+def test_primed_pan_follows_a_world_that_turns_with_the_steering_and_not_one_that_stands():
+    from matrix_sim.eval.primed_pan import primed_pan
+
+    turning = primed_pan(PrimedFake(6), PROMPTS, starts=2, context=4, every=1, scripts=SHORT)
+    assert turning["frames"] == 2 * 2 * 8 and turning["context_frames"] == 4
+    assert turning["pan_correlation"] > 0.8 and turning["pan_gain"] > 0.3
+    assert all(scene["pan_correlation"] > 0.8 for scene in turning["per_scene"].values())
+    standing = primed_pan(PrimedFake(0), PROMPTS, starts=2, context=4, every=1, scripts=SHORT)
+    assert standing["pan_gain"] == 0.0 and standing["pan_correlation"] is None

@@ -289,6 +289,9 @@ def test_eval_returns_every_figure(bundle, trained_probe, tmp_path):
     assert diagnosis["copy_last_psnr_by_horizon_h1"] == result["copy_last_psnr_by_horizon"]["1"]
     played = result["played_from_prompt"]
     assert played["what"] and played["frames"] == 16 and played["prompts"] == ["drive desert by day"]
+    primed = result["primed_pan"]
+    assert list(primed["per_scene"]) == ["drive desert by day"] and primed["frames"] == primed["per_scene"][
+        "drive desert by day"]["frames"] > 0
 
 
 def test_eval_can_stream_with_action_guidance(trained_probe, tmp_path):

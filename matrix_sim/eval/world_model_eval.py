@@ -22,6 +22,8 @@
 - drift (matrix_sim.eval.drift), still_scene (matrix_sim.eval.still_scene: a stopped player) and
   prompt_switch_s (matrix_sim.eval.prompt_switch): see those modules; the output carries a one-line `what`
   for each.
+- played_from_prompt (both worlds started from a prompt and played by one script) and primed_pan (the pan of
+  single frames generated from the source world's frames before them while steering): see those modules.
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ from matrix_sim.eval.heldout import HeldoutClip, heldout_clips, heldout_scenes
 from matrix_sim.eval.metrics import mse, pooled_psnr, psnr_of_mse
 from matrix_sim.eval.played_actions import played_accuracy
 from matrix_sim.eval.played_from_prompt import DEFAULT_SECONDS, PLAYED_PROMPTS, played_from_prompt
+from matrix_sim.eval.primed_pan import primed_pan
 from matrix_sim.eval.probe import DEFAULT_PROBE_DIR, load_probe, majority_rate
 from matrix_sim.eval.prompt_switch import DEFAULT_SWITCHES, prompt_switch_eval
 from matrix_sim.eval.rollout import Rollout, continue_frames
@@ -170,7 +173,7 @@ def eval_world_model(checkpoint: str | Path, probe: str | Path = DEFAULT_PROBE_D
     sheet: also write true | generated frames at each horizon for a few of the clips (a PNG) here;
     drift_sheet: also write the drift run's middle frame of each window, real above generated (a PNG), here;
     still_frames: frames the still-scene run goes on after the stop (0 skips it); still_sheet: its PNG here;
-    played_seconds: length of each played_from_prompt run (0 skips it), played_prompts: its scenes,
+    played_seconds: length of each played_from_prompt run (0 skips it and primed_pan), played_prompts: their scenes,
     played_sheet: its PNG here;
     stream_overrides: StreamConfig fields to run the stream with instead of the checkpoint's (e.g. levels,
     action_guidance); the result's `stream` is the configuration that was scored."""
@@ -229,8 +232,11 @@ def eval_world_model(checkpoint: str | Path, probe: str | Path = DEFAULT_PROBE_D
         result["played_from_prompt"] = played_from_prompt(world, played_prompts, played_seconds, seed,
                                                           sheet=played_sheet)
         timings["played_from_prompt"] = time.perf_counter() - t
+        t = time.perf_counter()
+        result["primed_pan"] = primed_pan(world, played_prompts)
+        timings["primed_pan"] = time.perf_counter() - t
     else:
-        result["played_from_prompt"] = None
+        result["played_from_prompt"] = result["primed_pan"] = None
     result["targets"] = targets(result)
     timings["total"] = time.perf_counter() - started
     result["eval_s"] = {k: round(v, 1) for k, v in timings.items()}
