@@ -1,4 +1,5 @@
-"""eval's diagnosis (the one-shot estimate from pure noise) and played_from_prompt (both worlds from a prompt)."""
+"""eval's diagnosis (the one-shot estimate from pure noise), played_from_prompt (both worlds from a prompt) and
+primed_pan (single frames from real ones while steering)."""
 import math
 from types import SimpleNamespace
 
@@ -238,7 +239,7 @@ def test_primed_pan_follows_a_world_that_turns_with_the_steering_and_not_one_tha
     from matrix_sim.eval.primed_pan import primed_pan
 
     turning = primed_pan(PrimedFake(6), PROMPTS, starts=2, context=4, every=1, scripts=SHORT)
-    assert turning["frames"] == 2 * 2 * 8 and turning["context_frames"] == 4
+    assert turning["what"] and turning["frames"] == 2 * 2 * 8 and turning["context_frames"] == 4
     assert turning["pan_correlation"] > 0.8 and turning["pan_gain"] > 0.3
     assert all(scene["pan_correlation"] > 0.8 for scene in turning["per_scene"].values())
     standing = primed_pan(PrimedFake(0), PROMPTS, starts=2, context=4, every=1, scripts=SHORT)

@@ -13,18 +13,17 @@ from typing import Sequence
 
 import numpy as np
 
-from matrix_sim.eval.played_from_prompt import (PLAYED_PROMPTS, SCRIPTS, SOURCE_SEED, STEERING, correlation, gain,
-                                                pan_shift, script_actions)
+from matrix_sim.eval.played_from_prompt import (PLAYED_PROMPTS, SCRIPTS, SOURCE_SEED, STEERING, _r, correlation,
+                                                gain, pan_shift, script_actions)
 from matrix_sim.world.scenes import parse_prompt
 
 PRIMED_CONTEXT = 6        # real frames before each generated one: the stream's context window
 PRIMED_STARTS = 3         # source-world runs a scene, each at its own seed
 PRIMED_EVERY = 2          # every other steering frame: neighbouring frames' pans are near duplicates
 START_SEED_STRIDE = 100   # the source seed of run s of scene i: SOURCE_SEED + i + s * this
-
-
-def _r(value):
-    return None if value is None else round(value, 4)
+WHAT = ("each steering frame of the played script (every other one) made from the source world's frames before "
+        "it; correlation and gain (least-squares slope) of that frame's pan (px) on the source world's pan there, "
+        "pooled and per scene")
 
 
 def script_until_steered(mode: str, frame_rate: float, scripts: dict = SCRIPTS):
@@ -66,5 +65,5 @@ def primed_pan(world, prompts: Sequence[str] = PLAYED_PROMPTS, starts: int = PRI
             real += scene_real
     finally:
         source.close()
-    return {"context_frames": context, "frames": len(real), "pan_correlation": _r(correlation(generated, real)),
+    return {"what": WHAT, "context_frames": context, "frames": len(real), "pan_correlation": _r(correlation(generated, real)),
             "pan_gain": _r(gain(generated, real)), "per_scene": per_scene}
