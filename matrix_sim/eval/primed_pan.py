@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from matrix_sim.eval.played_from_prompt import (PLAYED_PROMPTS, SCRIPTS, SOURCE_SEED, STEERING, _r, correlation,
-                                                gain, pan_shift, script_actions)
+                                                gain, luma_spectrum, pan_between, script_actions)
 from matrix_sim.world.scenes import parse_prompt
 
 PRIMED_CONTEXT = 6        # real frames before each generated one: the stream's context window
@@ -57,13 +57,15 @@ def primed_pan(world, prompts: Sequence[str] = PLAYED_PROMPTS, starts: int = PRI
                 steered = [t for t in range(context, len(frames)) if segments[t - 1] in STEERING][::every]
                 for t in steered:
                     first = world.prime(np.stack(frames[t - context:t]), np.stack(made[t - context:t]), prompt, t)
-                    scene_generated.append(pan_shift(frames[t - 1], first.image))
-                    scene_real.append(pan_shift(frames[t - 1], frames[t]))
+                    last = luma_spectrum(frames[t - 1])                  # both pans start from it
+                    scene_generated.append(pan_between(last, luma_spectrum(first.image), width))
+                    scene_real.append(pan_between(last, luma_spectrum(frames[t]), width))
             per_scene[prompt] = {"pan_correlation": _r(correlation(scene_generated, scene_real)),
                                  "pan_gain": _r(gain(scene_generated, scene_real)), "frames": len(scene_real)}
             generated += scene_generated
             real += scene_real
     finally:
         source.close()
-    return {"what": WHAT, "context_frames": context, "frames": len(real), "pan_correlation": _r(correlation(generated, real)),
-            "pan_gain": _r(gain(generated, real)), "per_scene": per_scene}
+    return {"what": WHAT, "context_frames": context, "frames": len(real),
+            "pan_correlation": _r(correlation(generated, real)), "pan_gain": _r(gain(generated, real)),
+            "per_scene": per_scene}
