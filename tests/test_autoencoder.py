@@ -11,7 +11,7 @@ import yaml
 from matrix_sim.config import ConfigError
 from matrix_sim.eval.metrics import psnr
 from matrix_sim.eval.vae_eval import reconstruct
-from matrix_sim.models.autoencoder import FrameAutoencoder, images_to_tensor, tensor_to_images
+from matrix_sim.models.autoencoder import LATENT_STRIDE, FrameAutoencoder, images_to_tensor, tensor_to_images
 from matrix_sim.models.checkpoint import CheckpointError
 from matrix_sim.models.loading import load_autoencoder
 from matrix_sim.train.vae import load_vae_config, reconstruction_loss, LossWeights
@@ -151,7 +151,7 @@ def test_moved_latents_slide_between_latent_pixels():
         moved_latents(latents, 0.0, 1.5)
 
 
-@pytest.mark.parametrize("rows, cols", [(0, 8), (8, 0)])
+@pytest.mark.parametrize("rows, cols", [(0, LATENT_STRIDE), (LATENT_STRIDE, 0)])
 def test_latents_moved_a_latent_pixel_show_the_moved_picture(world, rows, cols):
     """Moved by a whole latent pixel, the shipped codec's latents decode to the picture moved by 8 pixels (a
     convolutional codec is equivariant to that), which is what moved_crop cuts out, not the unmoved picture:
@@ -161,7 +161,7 @@ def test_latents_moved_a_latent_pixel_show_the_moved_picture(world, rows, cols):
     model = load_autoencoder()
     x = images_to_tensor(world.reset("drive city at night", 2**31 + 9).image[None])
     with torch.no_grad():
-        moved = tensor_to_images(model.decode(moved_latents(model.encode(x), rows / 8, cols / 8)))
+        moved = tensor_to_images(model.decode(moved_latents(model.encode(x), rows / LATENT_STRIDE, cols / LATENT_STRIDE)))
         own = tensor_to_images(model(moved_crop(x, rows, cols)))
     truth, unmoved = tensor_to_images(moved_crop(x, rows, cols)), tensor_to_images(moved_crop(x, 0, 0))
     assert psnr(truth, moved) > psnr(truth, own) - 1.5
