@@ -118,7 +118,8 @@ def _cmd_eval(args) -> None:
                               seed=args.seed, device=args.device, progress=not args.quiet, sheet=args.sheet,
                               stream_overrides=parse_overrides(args.stream), drift_sheet=args.drift_sheet,
                               still_frames=args.still_frames, still_sheet=args.still_sheet,
-                              played_seconds=args.played_seconds, played_sheet=args.played_sheet)
+                              played_seconds=args.played_seconds, played_sheet=args.played_sheet,
+                              free_text_seconds=args.free_text_seconds)
     _print_json(result, args.json)
 
 
@@ -281,6 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "played from a scene's prompt by the same scripted keys (played_from_prompt; 0 skips it)")
     ew.add_argument("--played-sheet", default=None, help="also write the played runs' frame of each window, the "
                     "source world above the generated one (PNG), here")
+    ew.add_argument("--free-text-seconds", type=float, default=8.0, help="length of each run started from a "
+                    "held-out paraphrase of a preset (free_text; 0 skips the paraphrases)")
     ew.add_argument("--device", default=None)
     stream_option(ew)
     ew.set_defaults(func=_cmd_eval)

@@ -216,6 +216,9 @@ def test_eval_command_passes_the_played_length_and_sheet_through(monkeypatch, tm
     assert build_parser().parse_args(["eval"]).played_seconds == 24.0
     assert main(["eval", "--checkpoint", str(tmp_path), "--played-seconds", "0", "--json"]) == 0
     assert seen["played_seconds"] == 0.0 and capsys.readouterr().out.strip() == '{"ok": 1}'
+    assert seen["free_text_seconds"] == 8.0
+    assert main(["eval", "--checkpoint", str(tmp_path), "--free-text-seconds", "0", "--json"]) == 0
+    assert seen["free_text_seconds"] == 0.0
     assert seen["played_sheet"] is None
     assert main(["eval", "--checkpoint", str(tmp_path), "--played-sheet", "out/played.png", "--json"]) == 0
     assert seen["played_sheet"] == "out/played.png"

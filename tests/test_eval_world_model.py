@@ -10,6 +10,7 @@ from PIL import Image
 from matrix_sim.actions import Action
 from matrix_sim.data.shards import FORMAT, Episode, episode_name, write_episode, write_manifest
 from matrix_sim.eval.drift import STATS, drift_eval, frame_stats, real_run, window_means
+from matrix_sim.eval.free_text import PARAPHRASES
 from matrix_sim.eval.heldout import HeldoutClip, heldout_clips
 from matrix_sim.eval.played_actions import played_frames
 from matrix_sim.eval.probe import load_probe
@@ -223,7 +224,7 @@ def test_eval_returns_every_figure(bundle, trained_probe, tmp_path):
                               switch_frames=12, switch_persist=2, device="cpu", progress=False,
                               sheet=tmp_path / "rollouts.png", drift_sheet=tmp_path / "drift.png",
                               still_frames=10, still_sheet=tmp_path / "still.png", played_seconds=1.0,
-                              played_prompts=["drive desert by day"])
+                              played_prompts=["drive desert by day"], free_text_seconds=0.5)
     json.dumps(result)                                           # one JSON object
     sheet = Image.open(result["sheet"])                          # a row per clip: context frame + true|generated x 4
     assert sheet.size == (9 * 256, 2 * (144 + LABEL_HEIGHT))
@@ -292,12 +293,16 @@ def test_eval_returns_every_figure(bundle, trained_probe, tmp_path):
     primed = result["primed_pan"]
     assert list(primed["per_scene"]) == ["drive desert by day"] and primed["frames"] == primed["per_scene"][
         "drive desert by day"]["frames"] > 0
+    free_text = result["free_text"]
+    assert free_text["what"] and len(free_text["resolved"]["paraphrases"]) == len(PARAPHRASES)
+    assert 0 <= free_text["resolved"]["share"] <= 1 and free_text["started"]["played"]["frames"] == 8
+    assert 0 <= free_text["started"]["recognised"] <= 1 and len(free_text["switched"]["switches"]) == 3
 
 
 def test_eval_can_stream_with_action_guidance(trained_probe, tmp_path):
     lively = make_bundle(tmp_path / "bundle", stream=TINY_STREAM, lively=True)
     common = dict(probe=trained_probe[0], scenes=SCENES[:1], context=4, starts_per_scene=1, drift_frames=0,
-                  switches=[], device="cpu", progress=False, played_seconds=0)
+                  switches=[], device="cpu", progress=False, played_seconds=0, free_text_seconds=0)
     plain = eval_world_model(lively, **common)
     guided = eval_world_model(lively, stream_overrides={"action_guidance": 3.0}, **common)
     assert plain["stream"]["action_guidance"] == 1.0 and guided["stream"]["action_guidance"] == 3.0

@@ -10,6 +10,7 @@ from matrix_sim.models.autoencoder import images_to_tensor
 from matrix_sim.models.checkpoint import CheckpointError
 from matrix_sim.stream import WorldModel
 from matrix_sim.world.base import World
+from matrix_sim.world.scenes import parse_prompt
 
 from wm_helpers import TINY_STREAM, make_bundle, one_thread  # noqa: F401 (autouse fixture)
 
@@ -108,6 +109,29 @@ def test_a_starter_begins_and_switches_scenes_from_source_world_frames(checkpoin
         assert after.prompt == "a quiet walk through a snowy forest"
     finally:
         world.close()
+
+
+def test_free_text_plays_as_the_preset_it_resolves_to(tmp_path):
+    world = WorldModel.from_pretrained(make_bundle(tmp_path / "lively", lively=True), device="cpu")
+    text = "a quiet walk through a snowy forest"
+    preset = world.preset_of(text)
+    assert parse_prompt(preset).mode == "walk" and preset != text
+
+    conditions = []
+    step = world.sampler.step
+    world.sampler.step = lambda action, prompt: conditions.append(prompt.clone()) or step(action, prompt)
+
+    def played(prompt: str) -> np.ndarray:
+        first = world.reset(prompt, seed=4)
+        assert first.prompt == prompt                         # the HUD keeps the player's words
+        return np.stack([first.image] + [world.step(Action(forward=1.0)).image for _ in range(3)])
+
+    try:
+        np.testing.assert_array_equal(played(text), played(preset))
+    finally:
+        world.close()
+    assert all(torch.equal(c, world.prompts.embed(preset)) for c in conditions)
+    assert not torch.allclose(world.prompts.embed(text), world.prompts.embed(preset))
 
 
 def test_step_before_reset_is_an_error(checkpoint):

@@ -30,7 +30,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Optional, Sequence
+from types import MappingProxyType
+from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -235,10 +236,13 @@ def _r(value: Optional[float], digits: int = 4) -> Optional[float]:
 
 def played_from_prompt(world, prompts: Sequence[str] = PLAYED_PROMPTS, seconds: float = DEFAULT_SECONDS,
                        seed: int = 0, window_s: float = WINDOW_S, scripts: dict = SCRIPTS,
-                       source_seed: int = SOURCE_SEED, sheet: Optional[str | Path] = None) -> dict:
+                       source_seed: int = SOURCE_SEED, sheet: Optional[str | Path] = None,
+                       named: Mapping[str, str] = MappingProxyType({})) -> dict:
     """Play `world` (a WorldModel, or any World) and the source world from each prompt under its mode's
     script for `seconds`; figures per window and summarised (see the module's docstring). sheet: also write
-    the middle frame of every window, the source world above the generated one for each prompt (a PNG)."""
+    the middle frame of every window, the source world above the generated one for each prompt (a PNG).
+    named: the preset each free-text prompt names (a preset names itself): the source world plays that preset,
+    the world `world` the free text, and a window is recognised when it looks like the named scene."""
     from matrix_sim.world.engine import SourceWorld
 
     rate = world.frame_rate
@@ -253,15 +257,16 @@ def played_from_prompt(world, prompts: Sequence[str] = PLAYED_PROMPTS, seconds: 
     runs = []
     try:
         for i, prompt in enumerate(prompts):
-            mode = parse_prompt(prompt).mode
-            actions, segments = script_actions(mode, frames, rate, scripts)
-            runs.append({"prompt": prompt, "segments": ["start"] + segments,      # the segment that made frame t
+            scene = named.get(prompt, prompt)
+            actions, segments = script_actions(parse_prompt(scene).mode, frames, rate, scripts)
+            runs.append({"prompt": prompt, "scene": scene,
+                         "segments": ["start"] + segments,      # the segment that made frame t
                          "generated": play(world, prompt, seed + i, actions, edge_every, keep_every),
-                         "source": play(source, prompt, source_seed + i, actions, edge_every, keep_every),
-                         "reference": play(source, prompt, source_seed + i + REFERENCE_SEED_OFFSET, actions,
+                         "source": play(source, scene, source_seed + i, actions, edge_every, keep_every),
+                         "reference": play(source, scene, source_seed + i + REFERENCE_SEED_OFFSET, actions,
                                            edge_every)})
-        classes = list(dict.fromkeys([*prompts, *PLAYED_PROMPTS]))
-        footage = {run["prompt"]: np.array(run["source"].histograms) for run in runs}
+        classes = list(dict.fromkeys([*(run["scene"] for run in runs), *PLAYED_PROMPTS]))
+        footage = {run["scene"]: np.array(run["source"].histograms) for run in runs}
         for j, prompt in enumerate(classes):
             if prompt not in footage:     # a contrast scene not played: the source world under its script
                 actions, _ = script_actions(parse_prompt(prompt).mode, frames, rate, scripts)
@@ -299,12 +304,14 @@ def _figures(runs: list[dict], classifier: SceneClassifier, frames: int, window:
     steering_pans = {name: [] for name in ("generated", "source", "reference")}
     stopped_changes = {name: [] for name in ("generated", "source", "reference")}
     for run in runs:
-        intended = classifier.names.index(run["prompt"])
+        intended = classifier.names.index(run["scene"])
         tracks = {name: run[name] for name in ("generated", "source", "reference")}
         segments = run["segments"]
         steering = [t for t in range(1, frames) if segments[t] in STEERING]
         stopped = [t for t in range(1, frames) if segments[t] in STOPPED]
         scene = {"prompt": run["prompt"], "windows": []}
+        if run["scene"] != run["prompt"]:
+            scene["named_scene"] = run["scene"]
         for span in _windows(frames, window):
             entry = {"start_s": round(span.start / rate, 3), "segment": _segment_of_window(span, segments)}
             moves = [t for t in span if t > 0]

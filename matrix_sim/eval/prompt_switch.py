@@ -11,7 +11,8 @@ classified as the old scene (at most half as the new one): otherwise the classif
 """
 from __future__ import annotations
 
-from typing import Optional
+from types import MappingProxyType
+from typing import Mapping, Optional
 
 import numpy as np
 
@@ -41,31 +42,36 @@ def switch_frame(is_new: list[bool], persist: int) -> Optional[int]:
 
 
 def prompt_switch_eval(world, switches=DEFAULT_SWITCHES, context: int = 8, before: int = 16, after: int = 64,
-                       persist: int = 4, fit_frames: int = 32, seed: int = 0) -> dict:
+                       persist: int = 4, fit_frames: int = 32, seed: int = 0,
+                       named: Mapping[str, str] = MappingProxyType({})) -> dict:
+    """named: the preset each free-text prompt among the switches' new ones names (a preset names itself); the
+    world gets the free text, the classifier looks for the named scene."""
     from matrix_sim.eval.heldout import heldout_clips
 
     rate = world.frame_rate
-    scenes = [parse_prompt(p) for pair in switches for p in pair]
+    switches = [(old, new, named.get(new, new)) for old, new in switches]
+    scenes = [parse_prompt(p) for old, _, scene in switches for p in (old, scene)]
     length = max(fit_frames, context + before + after)
     clips = heldout_clips(length, scenes=scenes)
     details, accuracies = [], []
-    for k, (old, new) in enumerate(switches):
+    for k, (old, new, scene) in enumerate(switches):
         real_old, real_new = clips[2 * k], clips[2 * k + 1]
         half = fit_frames // 2
-        classifier = SceneClassifier.fit({old: real_old.frames[:half], new: real_new.frames[:half]})
+        classifier = SceneClassifier.fit({old: real_old.frames[:half], scene: real_new.frames[:half]})
         accuracies.append(classifier.accuracy({old: real_old.frames[half:fit_frames],
-                                               new: real_new.frames[half:fit_frames]}))
+                                               scene: real_new.frames[half:fit_frames]}))
         actions = real_old.actions
         world.prime(real_old.frames[:context], actions[:context], old, seed)
         pre = [world.step(Action.from_array(actions[(context + t) % len(actions)])).image for t in range(before)]
         world.set_prompt(new)
         post = [world.step(Action.from_array(actions[(context + before + t) % len(actions)])).image
                 for t in range(after)]
-        is_new_before = [c == new for c in classifier.classify(np.stack(pre))] if pre else []
-        is_new = [c == new for c in classifier.classify(np.stack(post))]
+        is_new_before = [c == scene for c in classifier.classify(np.stack(pre))] if pre else []
+        is_new = [c == scene for c in classifier.classify(np.stack(post))]
         frame = switch_frame(is_new, persist)
         valid = not pre or float(np.mean(is_new_before)) <= 0.5
-        details.append({"from": old, "to": new, "seconds": None if frame is None else round(frame / rate, 3),
+        details.append({"from": old, "to": new, **({"named_scene": scene} if scene != new else {}),
+                        "seconds": None if frame is None else round(frame / rate, 3),
                         "valid": valid, "new_before_switch": round(float(np.mean(is_new_before)), 3) if pre else None,
                         "new_after_switch": round(float(np.mean(is_new)), 3)})
     times = [d["seconds"] for d in details if d["seconds"] is not None and d["valid"]]

@@ -24,6 +24,7 @@
   for each.
 - played_from_prompt (both worlds started from a prompt and played by one script) and primed_pan (the pan of
   single frames generated from the source world's frames before them while steering): see those modules.
+- free_text (matrix_sim.eval.free_text): held-out paraphrases of presets, resolved, started from and switched to.
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ from tqdm import tqdm
 
 from matrix_sim.eval.diagnosis import diagnosis_eval
 from matrix_sim.eval.drift import drift_eval
+from matrix_sim.eval.free_text import DEFAULT_SECONDS as FREE_TEXT_SECONDS, free_text_eval
 from matrix_sim.eval.heldout import HeldoutClip, heldout_clips, heldout_scenes
 from matrix_sim.eval.metrics import mse, pooled_psnr, psnr_of_mse
 from matrix_sim.eval.played_actions import played_accuracy
@@ -165,7 +167,7 @@ def eval_world_model(checkpoint: str | Path, probe: str | Path = DEFAULT_PROBE_D
                      stream_overrides: Optional[dict] = None, drift_sheet: Optional[str | Path] = None,
                      still_frames: int = 320, still_sheet: Optional[str | Path] = None,
                      played_seconds: float = DEFAULT_SECONDS, played_prompts: Sequence[str] = PLAYED_PROMPTS,
-                     played_sheet: Optional[str | Path] = None) -> dict:
+                     played_sheet: Optional[str | Path] = None, free_text_seconds: float = FREE_TEXT_SECONDS) -> dict:
     """Every figure above for the world-model bundle at `checkpoint`, as one JSON-ready dict.
 
     scenes: held-out scenes for the horizon figures (default: all 36 of matrix_sim.eval.heldout);
@@ -174,7 +176,7 @@ def eval_world_model(checkpoint: str | Path, probe: str | Path = DEFAULT_PROBE_D
     drift_sheet: also write the drift run's middle frame of each window, real above generated (a PNG), here;
     still_frames: frames the still-scene run goes on after the stop (0 skips it); still_sheet: its PNG here;
     played_seconds: length of each played_from_prompt run (0 skips it and primed_pan), played_prompts: their scenes,
-    played_sheet: its PNG here;
+    played_sheet: its PNG here; free_text_seconds: length of each run started from a paraphrase (0 skips free_text);
     stream_overrides: StreamConfig fields to run the stream with instead of the checkpoint's (e.g. levels,
     action_guidance); the result's `stream` is the configuration that was scored."""
     from matrix_sim.stream import WorldModel
@@ -237,6 +239,12 @@ def eval_world_model(checkpoint: str | Path, probe: str | Path = DEFAULT_PROBE_D
         timings["primed_pan"] = time.perf_counter() - t
     else:
         result["played_from_prompt"] = result["primed_pan"] = None
+    if free_text_seconds > 0:
+        t = time.perf_counter()
+        result["free_text"] = free_text_eval(world, free_text_seconds, seed, context, switch_frames, switch_persist)
+        timings["free_text"] = time.perf_counter() - t
+    else:
+        result["free_text"] = None
     result["targets"] = targets(result)
     timings["total"] = time.perf_counter() - started
     result["eval_s"] = {k: round(v, 1) for k, v in timings.items()}

@@ -123,7 +123,7 @@ class WorldModel:
     def reset(self, prompt: str, seed: int) -> Frame:
         """Start a new stream: from the prompt alone, or with a starter from real frames of its scene."""
         if self.starter is not None:
-            return self.prime(*self.starter.clip(self._preset_of(prompt), seed), prompt, seed)
+            return self.prime(*self.starter.clip(self.preset_of(prompt), seed), prompt, seed)
         self._restart(prompt, seed)
         return self._next_frame(action_known=False)
 
@@ -144,7 +144,7 @@ class WorldModel:
             raw = self.vae.encode(pixels)
         taken = torch.as_tensor(np.asarray(actions, dtype=np.float32))
         produced_by = torch.cat([torch.zeros_like(taken[:1]), taken[:-1]])    # frame t was produced by action t-1
-        self.sampler.prime(self.vae.to_model_space(raw), produced_by, self.prompts.embed(prompt))
+        self.sampler.prime(self.vae.to_model_space(raw), produced_by, self._embedding)
         self._action = Action.from_array(taken[-1].numpy())
 
     def step(self, action: Action) -> Frame:
@@ -163,10 +163,21 @@ class WorldModel:
         cuts to real frames of the new scene (the model alone switches slowly: its model card)."""
         if self.starter is not None and self._embedding is not None:
             index = self.index                 # frames keep counting across the cut
-            self.prime(*self.starter.clip(self._preset_of(prompt), index + 1), prompt, index + 1)
+            self.prime(*self.starter.clip(self.preset_of(prompt), index + 1), prompt, index + 1)
             self.index = index
             return
         self._condition(prompt)
+
+    def preset_of(self, prompt: str) -> str:
+        """The prompt if it is a preset (or a registered Gymnasium environment's, "doom map01"), else the preset
+        nearest in meaning (free text)."""
+        if is_gym_prompt(prompt):
+            return prompt
+        try:
+            parse_prompt(prompt)
+            return prompt
+        except UnknownPrompt:
+            return self.prompts.nearest(prompt, scene_catalog().prompts)
 
     def close(self) -> None:
         if self._ahead is not None:
@@ -220,18 +231,10 @@ class WorldModel:
         return list(tensor_to_images(self._decoder(latents)))
 
     def _condition(self, prompt: str) -> None:
-        self._embedding = self.prompts.embed(prompt)
+        """The DiT sees the embedding of the preset the prompt resolves to: trained on the presets and their
+        captions, it draws the scene a held-out paraphrase names more often from that preset's embedding than
+        from the paraphrase's own (eval's free_text)."""
+        preset = self.preset_of(prompt)
+        self._embedding = self.prompts.embed(preset)
         self.prompt = prompt
-        preset = self._preset_of(prompt)
         self.mode = "walk" if is_gym_prompt(preset) else parse_prompt(preset).mode
-
-    def _preset_of(self, prompt: str) -> str:
-        """The prompt if it is a preset (or a registered Gymnasium environment's, "doom map01"), else the preset
-        nearest in meaning (free text)."""
-        if is_gym_prompt(prompt):
-            return prompt
-        try:
-            parse_prompt(prompt)
-            return prompt
-        except UnknownPrompt:
-            return self.prompts.nearest(prompt, scene_catalog().prompts)
