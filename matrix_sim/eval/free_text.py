@@ -38,7 +38,7 @@ PARAPHRASES: dict[str, str] = {
     "on foot along a sandy beach next to the waves at twilight in a shower of rain": "walk coast at sunset in rain",
     "a car speeding across green prairie at night, the sky clear and starry": "drive grassland at night",
 }
-STARTED = tuple(PARAPHRASES)[:6]          # the played runs: both modes, five biomes, three times, four weathers
+STARTED = tuple(PARAPHRASES)[:6]          # the played runs: both modes, every biome, time and weather
 SWITCHES = (("drive grassland by day", tuple(PARAPHRASES)[0]),
             ("walk forest by day", tuple(PARAPHRASES)[1]),
             ("drive desert by day", tuple(PARAPHRASES)[5]))
