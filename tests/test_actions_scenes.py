@@ -39,6 +39,16 @@ def test_prompt_parsing_ignores_case_and_spacing():
         parse_prompt("a purple ocean on mars")
 
 
+def test_free_text_words_narrow_to_the_presets_they_name():
+    catalog = scene_catalog()
+    assert catalog.presets_named_by("cruising in my car over a snow-covered plain at dusk") == \
+        ["drive snowfield at sunset"]                 # "snow covered" is the ground, not the weather; no weather: clear
+    assert catalog.presets_named_by("a stroll down town streets at noon as snowflakes fall") == ["walk city by day in snow"]
+    assert catalog.named_parts("a drive in fog or rain")["weather"] == {"fog", "rain"}       # a tie keeps both
+    open_ended = catalog.presets_named_by("somewhere quiet in fog")          # names only the weather
+    assert len(open_ended) == len(MODES) * len(BIOMES) * 3 and all(p.endswith("in fog") for p in open_ended)
+
+
 def test_malformed_scene_config_names_the_file(tmp_path):
     bad = tmp_path / "scenes.yaml"
     bad.write_text("modes: [drive\n")

@@ -1,9 +1,11 @@
 """eval's free_text: held-out paraphrases of presets, resolved, played from and switched to."""
+from collections import Counter
+
 import numpy as np
 import pytest
 
 from matrix_sim.actions import Action
-from matrix_sim.eval.free_text import PARAPHRASES, STARTED, SWITCHES, resolution
+from matrix_sim.eval.free_text import PARAPHRASES, STARTED, SWITCHES, UNSEEN, resolution
 from matrix_sim.eval.played_from_prompt import SOURCE_SEED, played_from_prompt
 from matrix_sim.eval.prompt_switch import prompt_switch_eval
 from matrix_sim.world.engine import SourceWorld
@@ -27,6 +29,16 @@ def test_paraphrases_are_held_out_and_cover_every_part():
     assert {parse_prompt(PARAPHRASES[t]).mode for t in STARTED} == {"drive", "walk"}
     for old, new in SWITCHES:
         assert new in PARAPHRASES and parse_prompt(old) != parse_prompt(PARAPHRASES[new])
+
+
+def test_the_unseen_paraphrases_name_every_option_evenly_and_no_two_the_same_scene():
+    scenes = [parse_prompt(named) for named in UNSEEN.values()]
+    assert len(set(scenes)) == len(scenes) == 36
+    wording = {text.lower() for scene in scene_catalog().scenes for text in (*scene.captions(), scene.prompt)}
+    assert not {text.lower() for text in UNSEEN} & (wording | {t.lower() for t in PARAPHRASES})
+    for part, per_option in (("mode", 18), ("biome", 6), ("time", 12)):
+        assert set(Counter(getattr(s, part) for s in scenes).values()) == {per_option}
+    assert Counter(s.weather for s in scenes) == {"clear": 12, "fog": 8, "rain": 8, "snow": 8}
 
 
 def test_resolution_counts_the_whole_scene_and_each_part():

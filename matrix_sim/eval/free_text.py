@@ -6,7 +6,8 @@ Three figures:
 
   resolved    the share whose preset the world resolves them to (WorldModel.preset_of: what the game's starter
               plays the real frames of) is the named scene, and the share right in each part (mode, biome,
-              time, weather)
+              time, weather); resolved_unseen the same for UNSEEN, sentences written apart from the words
+              scenes.yaml lists for each part, so the word lists cannot have been fitted to them
   started     the world model started from the paraphrase alone and played by played_from_prompt's script:
               the share of 2-s windows the scene classifier recognises as the named scene (the source world
               of that scene at another seed, under the same actions, is the reference)
@@ -20,6 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from matrix_sim.eval.played_from_prompt import played_from_prompt
+from matrix_sim.config import load_yaml, resource
 from matrix_sim.eval.prompt_switch import prompt_switch_eval
 from matrix_sim.world.scenes import parse_prompt
 
@@ -42,10 +44,12 @@ STARTED = tuple(PARAPHRASES)[:6]          # the played runs: both modes, every b
 SWITCHES = (("drive grassland by day", tuple(PARAPHRASES)[0]),
             ("walk forest by day", tuple(PARAPHRASES)[1]),
             ("drive desert by day", tuple(PARAPHRASES)[5]))
+UNSEEN: dict[str, str] = load_yaml(resource("free_text_unseen.yaml"))["paraphrases"]
 DEFAULT_SECONDS = 8.0
 PARTS = ("mode", "biome", "time", "weather")
 WHAT = ("held-out paraphrases of scene presets in the captions' style: resolved = share the world resolves to the "
-        "named preset (and per part); started = share of 2-s windows of the world model played from a paraphrase "
+        "named preset (and per part), resolved_unseen = the same for sentences written apart from scenes.yaml's word "
+        "lists; started = share of 2-s windows of the world model played from a paraphrase "
         "alone that the scene classifier recognises as the named scene (reference: the source world of that "
         "scene); switched = seconds from set_prompt(paraphrase) until the frames are the named scene")
 
@@ -72,6 +76,7 @@ def free_text_eval(world, seconds: float = DEFAULT_SECONDS, seed: int = 0, conte
                                   named=paraphrases)
     return {"what": WHAT,
             "resolved": resolution(world.preset_of, paraphrases),
+            "resolved_unseen": resolution(world.preset_of, UNSEEN),
             "started": {"recognised": played["generated"]["scene_recognition_rate"],
                         "reference_recognised": played["reference"]["scene_recognition_rate"],
                         "seconds": played["seconds"], "played": played},

@@ -169,15 +169,15 @@ class WorldModel:
         self._condition(prompt)
 
     def preset_of(self, prompt: str) -> str:
-        """The prompt if it is a preset (or a registered Gymnasium environment's, "doom map01"), else the preset
-        nearest in meaning (free text)."""
+        """The prompt if it is a preset (or a registered Gymnasium environment's, "doom map01"); for free text, the
+        preset nearest in meaning among those whose parts its words name ("at noon" is by day)."""
         if is_gym_prompt(prompt):
             return prompt
         try:
             parse_prompt(prompt)
             return prompt
         except UnknownPrompt:
-            return self.prompts.nearest(prompt, scene_catalog().prompts)
+            return self.prompts.nearest(prompt, scene_catalog().presets_named_by(prompt))
 
     def close(self) -> None:
         if self._ahead is not None:

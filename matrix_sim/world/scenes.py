@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import re
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -18,6 +20,7 @@ TIMES = ("day", "sunset", "night")
 WEATHERS = ("clear", "fog", "rain", "snow")
 MODES = ("drive", "walk")
 _SECTIONS = {"modes": MODES, "biomes": BIOMES, "times": TIMES, "weathers": WEATHERS}
+_PARTS = {"modes": "mode", "biomes": "biome", "times": "time", "weathers": "weather"}
 
 
 class UnknownPrompt(ValueError):
@@ -28,6 +31,7 @@ class UnknownPrompt(ValueError):
 class Wording:
     preset: str
     captions: list
+    words: list           # what a player may type for this part ("noon", "misty"), matched as whole words
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,9 @@ class SceneCatalog:
         self._by_prompt = {_normalise(self.preset_prompt(s)): s for s in self.scenes}
         if len(self._by_prompt) != len(self.scenes):
             raise ConfigError(f"{path}: two scenes share a preset prompt")
+        phrases = [(_tokens(w), part, option) for section, part in _PARTS.items()
+                   for option, wording in self.words[section].items() for w in wording.words]
+        self._phrases = sorted(phrases, key=lambda p: -len(p[0]))      # (tokens, part, option), longest first
 
     def preset_prompt(self, scene: Scene) -> str:
         parts = (self.words["modes"][scene.mode].preset, self.words["biomes"][scene.biome].preset,
@@ -95,9 +102,37 @@ class SceneCatalog:
     def prompts(self) -> list[str]:
         return [self.preset_prompt(s) for s in self.scenes]
 
+    def named_parts(self, text: str) -> dict[str, set[str]]:
+        """Per part ("time"), the options whose words `text` uses most; a part it names none of is absent.
+
+        The longest phrase is read first, and a word read for one part is not read again, so "snow covered"
+        names the snowfield and not the weather."""
+        tokens = _tokens(text)
+        taken = [False] * len(tokens)
+        counts: dict[str, Counter] = {}
+        for phrase, part, option in self._phrases:
+            n = len(phrase)
+            for i in range(len(tokens) - n + 1):
+                if tokens[i:i + n] == phrase and not any(taken[i:i + n]):
+                    taken[i:i + n] = [True] * n
+                    counts.setdefault(part, Counter())[option] += 1
+        return {part: {o for o, c in count.items() if c == max(count.values())} for part, count in counts.items()}
+
+    def presets_named_by(self, text: str) -> list[str]:
+        """The preset prompts consistent with every part `text` names (any option of a part it does not name,
+        but clear weather: a sentence that names no weather is clear, as a preset that names none is)."""
+        named = self.named_parts(text)
+        named.setdefault("weather", {"clear"})
+        return [self.preset_prompt(s) for s in self.scenes
+                if all(getattr(s, part) in options for part, options in named.items())]
+
 
 def _normalise(prompt: str) -> str:
     return " ".join(prompt.lower().split())
+
+
+def _tokens(text: str) -> list[str]:
+    return re.findall(r"[a-z]+", text.lower())
 
 
 @lru_cache(maxsize=1)
