@@ -359,6 +359,14 @@ def test_model_world_without_checkpoint_is_one_clear_line(tmp_path, monkeypatch,
                        "--checkpoint DIR, or play the source world with --world engine\n")
         assert main(["--world", "model", "--checkpoint", str(tmp_path / "nope")]) == 2
         assert "does not exist" in capsys.readouterr().err
+        folder = tmp_path / "not-a-checkpoint"
+        folder.mkdir()
+        assert main(["--world", "model", "--checkpoint", str(folder)]) == 2        # a folder without its manifest
+        assert capsys.readouterr().err == f"error: not a world-model checkpoint: missing file {folder / 'world_model.json'}\n"
+        (folder / "world_model.json").write_text('{"format": ')                     # a damaged one
+        assert main(["--world", "model", "--checkpoint", str(folder)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and "not valid JSON" in err and err.count("\n") == 1
         assert main(["--headless", "--frames", "2", "--controls", "x", "--prompt", "drive on mars"]) == 2
         assert "unknown scene prompt" in capsys.readouterr().err
     finally:

@@ -56,8 +56,17 @@ def write_info(directory: str | Path, info: BundleInfo) -> None:
 
 def read_info(directory: str | Path) -> BundleInfo:
     path = Path(directory) / MANIFEST
-    data = json.loads(path.read_text())
-    if data.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: format {data.get('format')!r}, expected {FORMAT!r}")
-    return BundleInfo(from_dict(StreamConfig, data["stream"], f"{path}: stream"), tuple(data["latent_shape"]),
-                      int(data["frame_rate"]), str(data.get("start_prompt", "")))
+    if not path.is_file():
+        raise CheckpointError(f"not a world-model checkpoint: missing file {path}")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path}: not valid JSON ({exc}); the checkpoint is damaged") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        found = data.get("format") if isinstance(data, dict) else None
+        raise CheckpointError(f"{path}: format {found!r}, expected {FORMAT!r}")
+    try:
+        return BundleInfo(from_dict(StreamConfig, data["stream"], f"{path}: stream"), tuple(data["latent_shape"]),
+                          int(data["frame_rate"]), str(data.get("start_prompt", "")))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: malformed manifest ({exc.__class__.__name__}: {exc})") from None

@@ -1,13 +1,13 @@
 """Action guidance distilled into the world model: the guided stream at the cost of one forward.
 
 Guidance at inference (StreamConfig.action_guidance, w) runs the window twice, with the actions and with the
-idle action, and takes v(idle) + w * (v(action) - v(idle)) = v(action) + (w - 1) * (v(action) - v(idle)):
-it makes the model follow actions more closely for twice the DiT time, which a 2-core CPU cannot pay at
-16 frames/s. Distillation moves the guided difference into the
-training target instead: each scored frame's v = noise - x0 gets (w - 1) * (v_T(action) - v_T(idle)) added,
-where v_T is a frozen teacher (the weights the run starts from) at the same noisy input, its scored frames'
-actions set to idle. The teacher must stay frozen: a model that guided itself would amplify its own action
-difference every step (its fixed point is 1 / (2 - w) times the data's, which diverges for w >= 2).
+idle action, and takes v(idle) + w * (v(action) - v(idle)) = v(action) + (w - 1) * (v(action) - v(idle)): it
+makes the model follow actions more closely for twice the DiT time, which a 2-core CPU cannot pay at 16
+frames/s. Distillation moves the guided difference into the training target instead: each scored frame's v =
+noise - x0 gets (w - 1) * (v_T(action) - v_T(idle)) added, where v_T is a frozen teacher (the weights the run
+starts from) at the same noisy input, its scored frames' actions set to idle. The teacher must stay frozen: a
+model that guided itself would amplify its own action difference every step (its fixed point is 1 / (2 - w)
+times the data's, which diverges for w >= 2).
 
 `unguided` names action fields the reference keeps instead of zeroing, so their difference is learned as the
 teacher has it, not exaggerated: braking in a scene that has stopped moving should change nothing, but the
