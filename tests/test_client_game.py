@@ -175,6 +175,10 @@ def test_live_play_of_the_world_model_decodes_ahead_and_follows_the_keys(tmp_pat
         assert held.action == Action(forward=1.0)
         steered = g.screen_pixels()
         assert steered[CENTRE].std() > 5 and np.abs(steered[CENTRE].astype(int) - idle[CENTRE]).mean() > 1
+        g.set_prompt("a stroll through the woods at midnight", time.monotonic())        # free text, as the menu sends it
+        _until(g, lambda: g.hud_state.notice == "scene: walk forest at night")           # what the words play
+        _until(g, lambda: g.latest.frame.prompt == "a stroll through the woods at midnight")  # the HUD keeps them
+        assert g.latest.frame.mode == "walk"
     g.worker.join(10)
     assert not world.sampler.alive
 

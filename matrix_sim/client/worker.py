@@ -183,6 +183,9 @@ class WorldWorker(threading.Thread):
             self.notices.put(str(exc))
             return None
         self.prompt = prompt
+        preset_of = getattr(world, "preset_of", None)          # a world model plays free text as a preset
+        if preset_of is not None and preset_of(prompt) != prompt:
+            self.notices.put(f"scene: {preset_of(prompt)}")
         if kind == "prompt":
             self.log.add(op)
             return None
