@@ -12,7 +12,6 @@ import yaml
 
 from matrix_sim.actions import IDLE, Action
 from matrix_sim.client.bindings import CONTROLS_PATH, PadInput, load_controls
-from matrix_sim.client.menu import mode_of, switch_mode
 from matrix_sim.client.script import headless_ops, load_script
 from matrix_sim.client.session import SessionLog, load_replay, write_atomic
 from matrix_sim.config import ConfigError, load_yaml
@@ -127,8 +126,3 @@ def test_sidecar_checkpoint_replays_from_any_clone(tmp_path, monkeypatch):
     outside = str(tmp_path / "elsewhere")
     assert SessionLog("model", 0, 16, outside).checkpoint == outside       # outside the working folder: kept whole
 
-
-def test_mode_switch_keeps_the_scene():
-    assert switch_mode("drive desert at sunset", "walk") == "walk desert at sunset"
-    assert switch_mode("a foggy harbour", "walk") == "walk a foggy harbour"
-    assert mode_of("walk city at night in rain") == "walk"

@@ -127,6 +127,17 @@ def test_menu_opens_and_changes_the_prompt(tmp_path):
         tap(g, pygame.K_RETURN)
         latest = frames(g, 2).frame
         assert (latest.prompt, latest.mode) == ("walk city at night", "walk")
+        tap(g, pygame.K_TAB)                                           # the mode key: the same scene, driven
+        assert g.hud_state.notice == "mode: drive"
+        latest = frames(g, 2).frame
+        assert (latest.prompt, latest.mode) == ("drive city at night", "drive")
+        assert g.hud_state.notice == "scene: drive city at night"
+        tap(g, pygame.K_ESCAPE, pygame.K_DOWN, pygame.K_DOWN, pygame.K_DOWN)
+        assert g.menu.items()[g.menu.index] == "Switch to walk"
+        tap(g, pygame.K_RETURN)                                        # the menu's switch: it stays open
+        assert g.menu.open and g.menu.items()[g.menu.index] == "Switch to drive"
+        tap(g, pygame.K_ESCAPE)
+        assert (frames(g, 2).frame.prompt, g.latest.frame.mode) == ("walk city at night", "walk")
         tap(g, pygame.K_ESCAPE, pygame.K_DOWN, pygame.K_DOWN, pygame.K_RETURN)
         pygame.event.post(pygame.event.Event(pygame.TEXTINPUT, text="walk on the moon"))
         tap(g, pygame.K_RETURN)
@@ -179,6 +190,9 @@ def test_live_play_of_the_world_model_decodes_ahead_and_follows_the_keys(tmp_pat
         _until(g, lambda: g.hud_state.notice == "scene: walk forest at night")           # what the words play
         _until(g, lambda: g.latest.frame.prompt == "a stroll through the woods at midnight")  # the HUD keeps them
         assert g.latest.frame.mode == "walk"
+        tap(g, pygame.K_TAB)                                   # driven: the scene the words play, in a car
+        _until(g, lambda: g.latest.frame.prompt == "drive forest at night")
+        assert g.latest.frame.mode == "drive" and g.hud_state.notice == "scene: drive forest at night"
     g.worker.join(10)
     assert not world.sampler.alive
 

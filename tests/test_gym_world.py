@@ -91,6 +91,22 @@ def test_the_world_follows_the_declared_mapping_and_switches_levels(square):
     world.close()
 
 
+def test_a_mode_switch_in_an_environment_is_a_notice_and_play_goes_on(square):
+    from matrix_sim.client.session import SessionLog
+    from matrix_sim.client.worker import WorldWorker
+    from matrix_sim.client.worlds import WorldHandle
+
+    worker = WorldWorker(opener=None, source=None, seed=0, paced=False)
+    worker.handle, worker.log = WorldHandle(GymWorld(square), "engine", "square", 16), SessionLog("engine", 0, 16, None)
+    try:
+        assert worker._run(("reset", "square red")).mode == "walk"
+        assert worker._run(("mode", "drive")) is None
+        assert worker.notices.get_nowait() == "'square red' has no drive mode"
+        assert worker._run(("step", Action())).prompt == "square red"
+    finally:
+        worker.handle.close()
+
+
 def test_mappings_are_declared_checked_and_read_from_yaml():
     assert SQUARE_MAPPING(Action(forward=0.5)) == 1 and SQUARE_MAPPING(Action(turn=-1)) == 3
     assert SQUARE_MAPPING(Action(forward=0.2, turn=0.2)) == 0

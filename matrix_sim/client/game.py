@@ -20,7 +20,7 @@ from matrix_sim.client.bindings import load_controls
 from matrix_sim.client.display import CANVAS_SIZE, Display
 from matrix_sim.client.hud import Hud, HudState, loading_panel
 from matrix_sim.client.input import GLOBAL_COMMANDS, Input
-from matrix_sim.client.menu import Menu, mode_of, switch_mode
+from matrix_sim.client.menu import Menu, other_mode
 from matrix_sim.client.options import Options
 from matrix_sim.client.recorder import Recorder
 from matrix_sim.client.session import load_replay
@@ -180,10 +180,10 @@ class Game:
             self.running = False
         elif outcome[0] == "prompt":
             self.set_prompt(outcome[1], now)
-            if self.menu.page != "main":
-                self._resume()
-            else:
-                self.menu.prompt = outcome[1]
+            self._resume()
+        elif outcome[0] == "mode":
+            self.set_mode(outcome[1], now)
+            self.menu.mode = outcome[1]
         else:
             self._resume()
 
@@ -197,8 +197,15 @@ class Game:
         self.live.command(("prompt", prompt))
         self.hud_state.say(f"scene: {prompt}", now)
 
+    def set_mode(self, mode: str, now: float) -> None:
+        """Drive or walk the scene the world plays; the world thread names it or says why it cannot."""
+        log.info("mode -> %s", mode)
+        self.live.command(("mode", mode))
+        self.hud_state.say(f"mode: {mode}", now)
+
     def _cmd_menu(self, now: float) -> None:
-        self.menu.show(self.latest.frame.prompt if self.latest else self.o.prompt)
+        frame = self.latest.frame if self.latest else None
+        self.menu.show(frame.prompt if frame else self.o.prompt, frame.mode if frame else MODES[0])
         self.live.paused = True
 
     def _cmd_record(self, now: float) -> None:
@@ -230,8 +237,8 @@ class Game:
         self.hud_state.say("stream reset from the current prompt", now)
 
     def _cmd_mode(self, now: float) -> None:
-        prompt = self.latest.frame.prompt if self.latest else self.o.prompt
-        self.set_prompt(switch_mode(prompt, MODES[1 - MODES.index(mode_of(prompt))]), now)
+        if self.latest is not None:                 # nothing plays yet: no mode to switch from
+            self.set_mode(other_mode(self.latest.frame.mode), now)
 
     def _cmd_hud(self, now: float) -> None:
         self.hud.visible = not self.hud.visible

@@ -1,7 +1,7 @@
 """The in-game menu: resume, scene presets, free-text prompt, drive/walk switch, quit.
 
 It knows nothing of the world: it turns menu commands and typed text into outcomes
-("prompt", text) / ("resume",) / ("quit",) that the game loop carries out.
+("prompt", text) / ("mode", "walk") / ("resume",) / ("quit",) that the game loop carries out.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pygame
 from matrix_sim.client.display import CANVAS_SIZE
 from matrix_sim.client import hud
 from matrix_sim.client.hud import BACKDROP, DIM, FONT_PX, LINE_PX, PAD, TEXT, panel
-from matrix_sim.world.scenes import MODES, parse_prompt
+from matrix_sim.world.scenes import MODES
 
 MENU_W = 760
 VISIBLE_PRESETS = 14
@@ -19,18 +19,8 @@ MAX_PROMPT_CHARS = 120
 HIGHLIGHT = (30, 90, 170)
 
 
-def switch_mode(prompt: str, mode: str) -> str:
-    """The same scene in another mode: the preset if the prompt is one, else its first word swapped."""
-    try:
-        return parse_prompt(prompt).with_mode(mode).prompt
-    except ValueError:
-        words = prompt.split()
-        return " ".join([mode] + (words[1:] if words and words[0].lower() in MODES else words))
-
-
-def mode_of(prompt: str) -> str:
-    words = prompt.lower().split()
-    return words[0] if words and words[0] in MODES else MODES[0]
+def other_mode(mode: str) -> str:
+    return MODES[1 - MODES.index(mode)]
 
 
 class Menu:
@@ -41,15 +31,15 @@ class Menu:
         self.index = 0
         self.text = ""
         self.prompt = ""
+        self.mode = MODES[0]
 
     def items(self) -> list[str]:
         if self.page == "presets":
             return self.presets
-        other = MODES[1 - MODES.index(mode_of(self.prompt))]
-        return ["Resume", "Scene presets", "Type a prompt", f"Switch to {other}", "Quit"]
+        return ["Resume", "Scene presets", "Type a prompt", f"Switch to {other_mode(self.mode)}", "Quit"]
 
-    def show(self, prompt: str) -> None:
-        self.open, self.page, self.index, self.prompt = True, "main", 0, prompt
+    def show(self, prompt: str, mode: str) -> None:
+        self.open, self.page, self.index, self.prompt, self.mode = True, "main", 0, prompt, mode
 
     def close(self) -> None:
         self.open = False
@@ -85,7 +75,7 @@ class Menu:
             self.page, self.text = "text", ""
             pygame.key.start_text_input()
         else:
-            return ("prompt", switch_mode(self.prompt, MODES[1 - MODES.index(mode_of(self.prompt))]))
+            return ("mode", other_mode(self.mode))
         return None
 
     def _text_command(self, name: str) -> tuple | None:

@@ -21,6 +21,7 @@ from matrix_sim.client.session import SessionLog
 from matrix_sim.client.worlds import WorldHandle, choose_kind, open_world
 from matrix_sim.world.gym_world import is_gym_prompt
 from matrix_sim.world.base import Frame
+from matrix_sim.world.scenes import parse_prompt
 
 log = logging.getLogger(__name__)
 FINISHED = "finished"
@@ -53,7 +54,8 @@ class LiveSource:
             self.steer(action)
 
     def command(self, op: tuple) -> None:
-        """Queue ("prompt", text) or ("reset", None); None resets from the world's current prompt."""
+        """Queue ("prompt", text), ("mode", "walk") or ("reset", None); None resets from the world's current
+        prompt."""
         self._commands.append(op)
 
     def next(self):
@@ -166,13 +168,17 @@ class WorldWorker(threading.Thread):
             next_tick = max(next_tick + period, time.perf_counter())
 
     def _run(self, op: tuple) -> Optional[Frame]:
-        """Apply one op to the world; a prompt the world refuses becomes a notice, not a crash."""
+        """Apply one op to the world; a prompt the world refuses becomes a notice, not a crash. A mode switch
+        becomes the prompt of the scene the world plays, in the other mode (the log keeps that prompt)."""
         kind, value = op
         world = self.handle.world
         if kind == "step":
             return world.step(value)
         prompt = value if value is not None else self.prompt
+        switched = kind == "mode"
         try:
+            if switched:
+                kind, prompt = "prompt", self._in_mode(world, value)
             if kind == "prompt":
                 world.set_prompt(prompt)
             else:
@@ -182,14 +188,25 @@ class WorldWorker(threading.Thread):
                 raise
             self.notices.put(str(exc))
             return None
+        playing = self._playing(world, prompt)
+        if switched or playing != prompt:
+            self.notices.put(f"scene: {playing}")
         self.prompt = prompt
-        preset_of = getattr(world, "preset_of", None)          # a world model plays free text as a preset
-        if preset_of is not None and preset_of(prompt) != prompt:
-            self.notices.put(f"scene: {preset_of(prompt)}")
         if kind == "prompt":
-            self.log.add(op)
+            self.log.add(("prompt", prompt))
             return None
         return frame
+
+    @staticmethod
+    def _playing(world, prompt: str) -> str:
+        """The preset a world plays for `prompt`: a world model resolves free text; others play presets only."""
+        preset_of = getattr(world, "preset_of", None)
+        return preset_of(prompt) if preset_of is not None else prompt
+
+    def _in_mode(self, world, mode: str) -> str:
+        if is_gym_prompt(self.prompt):
+            raise ValueError(f"{self.prompt!r} has no {mode} mode")
+        return parse_prompt(self._playing(world, self.prompt)).with_mode(mode).prompt
 
     def _put(self, item: Produced) -> None:
         while not self._halt.is_set():
