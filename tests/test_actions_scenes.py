@@ -49,6 +49,16 @@ def test_free_text_words_narrow_to_the_presets_they_name():
     assert len(open_ended) == len(MODES) * len(BIOMES) * 3 and all(p.endswith("in fog") for p in open_ended)
 
 
+def test_a_sentence_that_names_every_part_is_a_scene_and_one_that_does_not_says_what_is_missing():
+    catalog = scene_catalog()
+    assert catalog.scene_named_by("a stroll through the woods at midnight") == parse_prompt("walk forest at night")
+    assert catalog.scene_named_by("Drive  Desert by day") == parse_prompt("drive desert by day")
+    with pytest.raises(UnknownPrompt, match="does not say which biome or time of day"):
+        catalog.scene_named_by("walk on the moon")
+    with pytest.raises(UnknownPrompt, match="did you mean 'drive desert by day'"):           # a mistyped preset
+        catalog.scene_named_by("drive desrt by day")
+
+
 def test_malformed_scene_config_names_the_file(tmp_path):
     bad = tmp_path / "scenes.yaml"
     bad.write_text("modes: [drive\n")

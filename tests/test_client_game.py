@@ -142,7 +142,15 @@ def test_menu_opens_and_changes_the_prompt(tmp_path):
         pygame.event.post(pygame.event.Event(pygame.TEXTINPUT, text="walk on the moon"))
         tap(g, pygame.K_RETURN)
         assert frames(g, 2).frame.prompt == "walk city at night"      # a prompt the world cannot play is refused
-        assert "unknown scene prompt" in g.hud_state.notice
+        assert "does not say which biome or time of day" in g.hud_state.notice
+        night = g.screen_pixels()
+        tap(g, pygame.K_ESCAPE, pygame.K_DOWN, pygame.K_DOWN, pygame.K_RETURN)
+        pygame.event.post(pygame.event.Event(pygame.TEXTINPUT, text="a car by the sea at dusk"))
+        tap(g, pygame.K_RETURN)                                        # free text that names every part
+        latest = frames(g, 2).frame
+        assert (latest.prompt, latest.mode) == ("a car by the sea at dusk", "drive")
+        assert g.hud_state.notice == "scene: drive coast at sunset"
+        assert g.screen_pixels()[CENTRE].mean() > night[CENTRE].mean() + 10          # the dusk, not the night
         tap(g, pygame.K_ESCAPE, pygame.K_DOWN, pygame.K_DOWN, pygame.K_DOWN, pygame.K_DOWN, pygame.K_RETURN)
         assert not g.running                                          # Quit
 

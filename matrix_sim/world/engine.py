@@ -11,7 +11,7 @@ from matrix_sim.world.bodies import Car, Walker
 from matrix_sim.world.geometry import heading, look_at, perspective
 from matrix_sim.world.props import KIND_HEADLIGHT, KIND_TAILLIGHT, MESHES, PropPlacer
 from matrix_sim.world.renderer import Renderer
-from matrix_sim.world.scenes import Scene, parse_prompt
+from matrix_sim.world.scenes import Scene, scene_catalog
 from matrix_sim.world.settings import WorldSettings, default_world_settings
 from matrix_sim.world.terrain import chunk_mesh, height, road_centre
 
@@ -54,7 +54,7 @@ class SourceWorld:
 
     # ---- World protocol ---------------------------------------------------------------------------
     def reset(self, prompt: str, seed: int) -> Frame:
-        scene = parse_prompt(prompt)
+        scene = scene_catalog().scene_named_by(prompt)
         self.seed = int(seed)
         self.index = 0
         self.scene = None            # a new seed is a new world: nothing cached may carry over
@@ -78,9 +78,13 @@ class SourceWorld:
         self._stream_chunks()
         return self._frame(action)
 
+    def preset_of(self, prompt: str) -> str:
+        """The preset a prompt plays: itself, or the one a sentence's words name."""
+        return scene_catalog().scene_named_by(prompt).prompt
+
     def set_prompt(self, prompt: str) -> None:
         """Switch scene on coming frames, keeping the place; a mode change swaps car and walker."""
-        scene = parse_prompt(prompt)
+        scene = scene_catalog().scene_named_by(prompt)
         if self.scene is None:
             raise RuntimeError("SourceWorld.set_prompt before reset")
         old = self.scene

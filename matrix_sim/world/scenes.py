@@ -21,6 +21,8 @@ WEATHERS = ("clear", "fog", "rain", "snow")
 MODES = ("drive", "walk")
 _SECTIONS = {"modes": MODES, "biomes": BIOMES, "times": TIMES, "weathers": WEATHERS}
 _PARTS = {"modes": "mode", "biomes": "biome", "times": "time", "weathers": "weather"}
+_PART_NAMES = {"mode": "mode (drive or walk)", "time": "time of day"}
+TYPO_CUTOFF = 0.8         # a sentence this close to a preset is that preset mistyped ("drive desrt by day")
 
 
 class UnknownPrompt(ValueError):
@@ -92,11 +94,30 @@ class SceneCatalog:
         """The scene whose preset prompt this is (case and spacing ignored)."""
         scene = self._by_prompt.get(_normalise(prompt))
         if scene is None:
-            close = difflib.get_close_matches(_normalise(prompt), list(self._by_prompt), n=3, cutoff=0.5)
-            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else \
-                f"; presets look like {self.preset_prompt(self.scenes[0])!r} (`python -m matrix_sim scenes` lists all)"
-            raise UnknownPrompt(f"unknown scene prompt {prompt!r}{hint}")
+            raise UnknownPrompt(f"unknown scene prompt {prompt!r}{self._hint(prompt)}")
         return scene
+
+    def scene_named_by(self, text: str) -> Scene:
+        """The scene of a preset, or of a sentence whose words name one ("a stroll in the woods at midnight")."""
+        scene = self._by_prompt.get(_normalise(text))
+        if scene is not None:
+            return scene
+        scenes = [self._by_prompt[_normalise(p)] for p in self.presets_named_by(text)]
+        if len(scenes) == 1:
+            return scenes[0]
+        open_parts = [_PART_NAMES.get(part, part) for part in _PARTS.values()
+                      if len({getattr(s, part) for s in scenes}) > 1]
+        hint = self._hint(text, TYPO_CUTOFF, f": it does not say which {' or '.join(open_parts)} "
+                                             "(`python -m matrix_sim scenes` lists the presets)")
+        raise UnknownPrompt(f"unknown scene prompt {text!r}{hint}")
+
+    def _hint(self, text: str, cutoff: float = 0.5, none_close: str = "") -> str:
+        """The presets a mistyped prompt is closest to, else `none_close`, else what a preset looks like."""
+        close = difflib.get_close_matches(_normalise(text), list(self._by_prompt), n=3, cutoff=cutoff)
+        if close:
+            return f"; did you mean {', '.join(repr(c) for c in close)}?"
+        return none_close or (f"; presets look like {self.preset_prompt(self.scenes[0])!r} "
+                              "(`python -m matrix_sim scenes` lists all)")
 
     @property
     def prompts(self) -> list[str]:
