@@ -76,9 +76,6 @@ class Display:
             raise ValueError(f"unknown upscaler {name!r}; choose one of {list(UPSCALERS)}")
         return name
 
-    def set_upscaler(self, name: str) -> None:
-        self.upscaler = self._check(name)
-
     def next_upscaler(self) -> str:
         self.upscaler = UPSCALERS[(UPSCALERS.index(self.upscaler) + 1) % len(UPSCALERS)]
         return self.upscaler
@@ -93,10 +90,6 @@ class Display:
             self._frame.repeat_x = self._frame.repeat_y = False
             self._frame.filter = (moderngl.LINEAR, moderngl.LINEAR)
         self._frame.write(np.ascontiguousarray(image, dtype=np.uint8).tobytes())
-
-    @property
-    def has_frame(self) -> bool:
-        return self._frame is not None
 
     def draw(self, fbo: moderngl.Framebuffer, size: tuple[int, int], panels: list[Panel]) -> None:
         """Clear `fbo` (size in pixels), draw the upscaled frame letterboxed, then the panels over it."""
