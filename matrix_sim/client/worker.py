@@ -199,7 +199,7 @@ class WorldWorker(threading.Thread):
 
     @staticmethod
     def _playing(world, prompt: str) -> str:
-        """The preset a world plays for `prompt`: a world model resolves free text; others play presets only."""
+        """The preset a world plays for `prompt` (its preset_of resolves free text); an environment plays its own."""
         preset_of = getattr(world, "preset_of", None)
         return preset_of(prompt) if preset_of is not None else prompt
 

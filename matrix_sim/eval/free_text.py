@@ -20,8 +20,8 @@ from typing import Sequence
 
 import numpy as np
 
-from matrix_sim.eval.played_from_prompt import played_from_prompt
 from matrix_sim.config import load_yaml, resource
+from matrix_sim.eval.played_from_prompt import played_from_prompt
 from matrix_sim.eval.prompt_switch import prompt_switch_eval
 from matrix_sim.world.scenes import parse_prompt
 

@@ -102,7 +102,7 @@ class SceneCatalog:
         scene = self._by_prompt.get(_normalise(text))
         if scene is not None:
             return scene
-        scenes = [self._by_prompt[_normalise(p)] for p in self.presets_named_by(text)]
+        scenes = self._scenes_named_by(text)
         if len(scenes) == 1:
             return scenes[0]
         open_parts = [_PART_NAMES.get(part, part) for part in _PARTS.values()
@@ -142,10 +142,12 @@ class SceneCatalog:
     def presets_named_by(self, text: str) -> list[str]:
         """The preset prompts consistent with every part `text` names (any option of a part it does not name,
         but clear weather: a sentence that names no weather is clear, as a preset that names none is)."""
+        return [self.preset_prompt(s) for s in self._scenes_named_by(text)]
+
+    def _scenes_named_by(self, text: str) -> list[Scene]:
         named = self.named_parts(text)
         named.setdefault("weather", {"clear"})
-        return [self.preset_prompt(s) for s in self.scenes
-                if all(getattr(s, part) in options for part, options in named.items())]
+        return [s for s in self.scenes if all(getattr(s, part) in options for part, options in named.items())]
 
 
 def _normalise(prompt: str) -> str:
