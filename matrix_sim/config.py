@@ -38,7 +38,18 @@ def load_yaml(path: str | Path) -> Any:
     try:
         return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__}: {exc})") from None
+        raise ConfigError(f"{path}{_yaml_place(exc)}: not valid YAML ({_yaml_problem(exc)})") from None
+
+
+def _yaml_place(exc: yaml.YAMLError) -> str:
+    """":line:column" of a parse error, so the one-line message points at it."""
+    mark = getattr(exc, "problem_mark", None)
+    return f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    problem = getattr(exc, "problem", None)
+    return str(problem) if problem else " ".join(str(exc).split())
 
 
 EXTENDS = "extends"
@@ -70,6 +81,15 @@ def _merged(base: dict, changes: dict) -> dict:
 
 def from_dict(cls: type[T], data: Any, where: str) -> T:
     """Build dataclass `cls` from a mapping, refusing unknown keys and missing required ones."""
+    check_keys(cls, data, where)
+    try:
+        return cls(**data)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def check_keys(cls: type, data: Any, where: str) -> None:
+    """`data` is a mapping with every key `cls` requires and none it does not know."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping for {cls.__name__}, got {type(data).__name__}")
     names = {f.name: f for f in dataclasses.fields(cls)}
@@ -80,7 +100,3 @@ def from_dict(cls: type[T], data: Any, where: str) -> T:
                if n not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing:
         raise ConfigError(f"{where}: missing key(s) {missing} for {cls.__name__}")
-    try:
-        return cls(**data)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: {exc}") from None

@@ -401,6 +401,15 @@ def test_unknown_config_keys_are_named(tmp_path, data, vae):
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(ConfigError, match=r"detail: detail.weight and detail.change must be >= 0, got 0.1, -1"):
         load_config(path)
+    raw["detail"] = None
+    raw["stil_share"] = 0.5                       # a misspelt top-level key is named, not blamed on a section
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['stil_share'\] for WorldModelConfig"):
+        load_config(path)
+    path.write_text("data: here\nstream: [1,\n")      # a parse error says where, on one line
+    with pytest.raises(ConfigError, match=r"config\.yaml:3:1: not valid YAML \(expected the node content") as caught:
+        load_config(path)
+    assert "\n" not in str(caught.value)
 
 
 def test_learning_rate_warms_up_holds_then_cools_down_to_zero():

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from matrix_sim.config import DEFAULT_VAE_DIR, ConfigError, from_dict, load_extending_yaml
+from matrix_sim.config import DEFAULT_VAE_DIR, ConfigError, check_keys, from_dict, load_extending_yaml
 from matrix_sim.models.checkpoint import CheckpointError, full_config
 from matrix_sim.models.dit import WorldDiT
 from matrix_sim.stream.schedule import StreamConfig
@@ -51,6 +51,7 @@ def load_config(path: str | Path) -> WorldModelConfig:
     raw = load_extending_yaml(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected data, run_dir and the sections model, stream, levels, train")
+    check_keys(WorldModelConfig, raw, str(path))
     sections = {"stream": StreamConfig, "levels": LevelMix, "train": OptimSettings}
     built = {name: from_dict(cls, raw.get(name), f"{path}: {name}") for name, cls in sections.items()}
     optional = (("guidance", GuidanceDistill), ("own_context", OwnContext), ("detail", DetailMatch))
