@@ -37,6 +37,7 @@ from wm_helpers import TINY_STREAM, make_bundle
 
 REPO = Path(__file__).resolve().parent.parent
 TIMEOUT_S = 20.0
+LOAD_TIMEOUT_S = 120.0     # opening a world model may export and race its runtimes first: slow on a busy machine
 HUD_BOX = (slice(MARGIN, MARGIN + 150), slice(MARGIN, MARGIN + PANEL_W))   # rows, columns of the status panel
 CENTRE = (slice(300, 420), slice(400, 880))
 
@@ -55,7 +56,7 @@ def game(tmp_path, world="engine", **kw):
 def frames(g, n):
     """Tick the loop until n more world frames arrived (and were drawn)."""
     start = g.latest.number if g.latest else -1
-    deadline = time.monotonic() + TIMEOUT_S
+    deadline = time.monotonic() + (TIMEOUT_S if g.worker.ready.is_set() else LOAD_TIMEOUT_S)
     while (g.latest.number if g.latest else -1) < start + n:
         assert time.monotonic() < deadline, "the world stopped producing frames"
         g.tick()
@@ -127,11 +128,12 @@ def test_menu_opens_and_changes_the_prompt(tmp_path):
         tap(g, pygame.K_RETURN)
         latest = frames(g, 2).frame
         assert (latest.prompt, latest.mode) == ("walk city at night", "walk")
+        said = []
+        g.hud_state.say = lambda text, now, say=g.hud_state.say: (said.append(text), say(text, now))
         tap(g, pygame.K_TAB)                                           # the mode key: the same scene, driven
-        assert g.hud_state.notice == "mode: drive"
         latest = frames(g, 2).frame
         assert (latest.prompt, latest.mode) == ("drive city at night", "drive")
-        assert g.hud_state.notice == "scene: drive city at night"
+        assert said == ["mode: drive", "scene: drive city at night"]
         tap(g, pygame.K_ESCAPE, pygame.K_DOWN, pygame.K_DOWN, pygame.K_DOWN)
         assert g.menu.items()[g.menu.index] == "Switch to walk"
         tap(g, pygame.K_RETURN)                                        # the menu's switch: it stays open
@@ -284,6 +286,27 @@ def test_recording_has_the_right_frames_and_replay_reproduces_them(tmp_path):
     assert np.abs(original - again).mean() < 0.5
 
 
+NOTICE_BAND = (slice(650, 705), slice(440, 840))       # rows, columns at the bottom centre, where notices show
+
+
+def test_an_unwritable_recordings_folder_is_a_notice_and_play_goes_on(tmp_path):
+    (tmp_path / "rec").write_text("a file where the recordings folder should be")
+    with game(tmp_path) as g:
+        frames(g, 2)
+        tap(g, pygame.K_r)
+        assert g.recorder is None and g.hud_state.notice.startswith(f"cannot record to {tmp_path / 'rec'}")
+        assert g.hud_state.notice.endswith(f"{tmp_path / 'rec'} is a file, not a folder")
+        frames(g, 1)
+        with_notice = g.screen_pixels()
+        g.hud_state.notice_until = 0.0
+        g.tick()
+        without = g.screen_pixels()
+        notice_diff = np.abs(with_notice[NOTICE_BAND].astype(int) - without[NOTICE_BAND]).mean()
+        rest_diff = np.abs(with_notice[CENTRE].astype(int) - without[CENTRE]).mean()
+        assert notice_diff > 10 and rest_diff < 2, (notice_diff, rest_diff)
+        frames(g, 3)                                    # the world plays on
+
+
 class FailingWorld:
     """The source world, but its step raises after a few frames: a crash mid-recording."""
 
@@ -393,8 +416,17 @@ def test_model_world_without_checkpoint_is_one_clear_line(tmp_path, monkeypatch,
         assert main(["--world", "model", "--checkpoint", str(folder)]) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and "not valid JSON" in err and err.count("\n") == 1
-        assert main(["--headless", "--frames", "2", "--controls", "x", "--prompt", "drive on mars"]) == 2
+        earlier = tmp_path / "earlier.mp4"
+        earlier.write_bytes(b"an earlier recording")
+        assert main(["--headless", "--frames", "2", "--record", str(earlier), "--prompt", "drive on mars"]) == 2
         assert "unknown scene prompt" in capsys.readouterr().err
+        assert earlier.read_bytes() == b"an earlier recording"                    # a world that never started writes nothing
+        blocked = tmp_path / "a-file"
+        blocked.write_text("")
+        assert main(["--headless", "-q", "--frames", "2", "--record", str(blocked / "out.mp4")]) == 2
+        assert capsys.readouterr().err == f"error: cannot record to {blocked / 'out.mp4'}: {blocked} is a file, not a folder\n"
+        assert main(["--headless", "--frames", "2", "--controls", "mine.yaml"]) == 2
+        assert capsys.readouterr().err == "error: --controls is for the window; a --headless run follows --actions\n"
     finally:
         for s, h in handlers.items():
             signal.signal(s, h)

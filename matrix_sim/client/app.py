@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None, prog: str = "python run_sim.py") -> int:
     options = Options(**{k: v for k, v in vars(args).items() if k in known}, progress=not args.quiet)
     if not args.headless and (args.frames or args.actions):
         return _fail("--frames and --actions are for --headless runs")
+    if args.headless and args.controls != Options.controls:
+        return _fail("--controls is for the window; a --headless run follows --actions")
     try:
         if options.replay:
             from matrix_sim.client.session import load_replay

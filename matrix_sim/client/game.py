@@ -22,7 +22,7 @@ from matrix_sim.client.hud import Hud, HudState, loading_panel
 from matrix_sim.client.input import GLOBAL_COMMANDS, Input
 from matrix_sim.client.menu import Menu, other_mode
 from matrix_sim.client.options import Options
-from matrix_sim.client.recorder import Recorder
+from matrix_sim.client.recorder import Recorder, RecordingError
 from matrix_sim.client.session import load_replay
 from matrix_sim.client.worker import LiveSource, Produced, ScriptSource, start_world
 from matrix_sim.world.scenes import MODES, scene_catalog
@@ -218,7 +218,11 @@ class Game:
             return
         path = self.o.record or self.o.recordings_dir / f"session-{datetime.now():%Y%m%d-%H%M%S}.mp4"
         self.o.record = None
-        self.recorder = Recorder(path, self.worker.handle.frame_rate, CANVAS_SIZE, self.worker.log.sidecar)
+        try:
+            self.recorder = Recorder(path, self.worker.handle.frame_rate, CANVAS_SIZE, self.worker.log.sidecar)
+        except RecordingError as exc:
+            log.error("%s", exc)
+            self.hud_state.say(str(exc), now)
 
     def screen_pixels(self) -> np.ndarray:
         """What the window shows now, (H, W, 3) uint8, top row first (redrawn: after a flip the back buffer is stale)."""

@@ -39,8 +39,6 @@ def run_headless(options: Options) -> dict:
     try:
         while not worker.ready.wait(WAIT_POLL_S):
             worker.take()          # raises if opening the world failed
-        if options.record:
-            recorder = Recorder(options.record, worker.handle.frame_rate, CANVAS_SIZE, worker.log.sidecar)
         for index in tqdm(range(total), desc="rendering", unit="frame", disable=not options.progress):
             while (produced := worker.take(WAIT_POLL_S)) is None:
                 if worker.done:
@@ -51,7 +49,9 @@ def run_headless(options: Options) -> dict:
             t = time.perf_counter()
             canvas = display.render_canvas([])
             upscale_s += time.perf_counter() - t
-            if recorder is not None:
+            if options.record and recorder is None:     # opened on the first frame: a world that fails to start
+                recorder = Recorder(options.record, worker.handle.frame_rate, CANVAS_SIZE, worker.log.sidecar)
+            if recorder is not None:                    # leaves an earlier recording at that path untouched
                 recorder.write(canvas, produced.number)
     finally:
         worker.stop()

@@ -34,14 +34,27 @@ Sidecar = Callable[[int, int, str], str]    # (first frame, last frame, video na
 SIDECAR_SHARE = 0.02       # of the game loop's time the sidecar's rewrites may take: the interval grows with it
 
 
+class RecordingError(RuntimeError):
+    """A recording could not be opened (an unwritable folder, a full disk): the game says so and plays on."""
+
+
 class Recorder:
     def __init__(self, path: str | Path, fps: int, size: tuple[int, int], sidecar: Optional[Sidecar] = None):
         self.path = Path(path)
         if self.path.suffix.lower() != ".mp4":
             raise ValueError(f"recordings are mp4 files, got {self.path}")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fps, self.size, self._sidecar = fps, size, sidecar
-        self.container = av.open(str(self.path), "w", options={"movflags": MOVFLAGS, "flush_packets": "1"})
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            blocking = next(p for p in (self.path.parent, *self.path.parent.parents) if p.exists())
+            raise RecordingError(f"cannot record to {self.path}: {blocking} is a file, not a folder") from None
+        except OSError as exc:
+            raise RecordingError(f"cannot record to {self.path}: {exc.strerror or exc}") from None
+        try:
+            self.container = av.open(str(self.path), "w", options={"movflags": MOVFLAGS, "flush_packets": "1"})
+        except OSError as exc:
+            raise RecordingError(f"cannot record to {self.path}: {exc.strerror or exc}") from None
         self.stream = self.container.add_stream("libx264", rate=fps)
         self.stream.width, self.stream.height = size
         self.stream.pix_fmt = "yuv420p"

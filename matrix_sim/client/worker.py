@@ -90,9 +90,9 @@ class ScriptSource:
 
 
 class WorldWorker(threading.Thread):
-    def __init__(self, opener: Callable[..., WorldHandle], source, seed: int, paced: bool):
+    def __init__(self, opener: Callable[..., WorldHandle], source, seed: int, paced: bool, bar: bool = True):
         super().__init__(name="world", daemon=True)
-        self._opener, self.source, self.seed, self.paced = opener, source, seed, paced
+        self._opener, self.source, self.seed, self.paced, self._bar = opener, source, seed, paced, bar
         self.frames: queue.Queue = queue.Queue(maxsize=QUEUE_FRAMES)
         self.notices: queue.Queue = queue.Queue()
         self.progress = (0.0, "starting")
@@ -122,7 +122,7 @@ class WorldWorker(threading.Thread):
         return self.finished.is_set() and self.frames.empty()
 
     def run(self) -> None:
-        bar = tqdm(total=PROGRESS_STEPS, desc="loading world", leave=False)
+        bar = tqdm(total=PROGRESS_STEPS, desc="loading world", leave=False, disable=not self._bar)
 
         def progress(fraction: float, text: str) -> None:
             self.progress = (fraction, text)
@@ -225,6 +225,6 @@ def start_world(options, source, paced: bool) -> WorldWorker:
     env = {"prompt": options.prompt} if is_gym_prompt(options.prompt) else {}    # an environment's ("doom map01")
     worker = WorldWorker(lambda progress: open_world(kind, checkpoint, progress, options.threads, live=live,
                                                      runtime=options.runtime, **env),
-                         source, options.seed, paced)
+                         source, options.seed, paced, bar=options.progress)
     worker.start()
     return worker
