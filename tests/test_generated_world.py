@@ -1,4 +1,5 @@
 """WorldModel: the World protocol over the stream, from a prompt alone or from real frames, with random weights."""
+import shutil
 import threading
 
 import numpy as np
@@ -143,6 +144,20 @@ def test_loads_from_a_part_folder_and_names_missing_files(checkpoint, tmp_path):
     assert WorldModel.from_pretrained(checkpoint / "dit", device="cpu").frame_rate == 16
     with pytest.raises(CheckpointError, match="world_model.json"):
         WorldModel.from_pretrained(tmp_path, device="cpu")
+
+
+@pytest.mark.parametrize("damage, says", [
+    (lambda b: (b / "dit" / "config.json").write_text("{"), r"dit/config.json: not valid JSON"),
+    (lambda b: (b / "prompts.safetensors").write_bytes(b"half a header"), "not a prompt embedding file"),
+    (lambda b: (b / "prompts.safetensors").unlink(), "prompt embedding cache not found"),
+])
+def test_a_damaged_bundle_file_is_one_error_naming_it(checkpoint, tmp_path, damage, says):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(checkpoint, bundle)
+    damage(bundle)
+    with pytest.raises(CheckpointError, match=says) as caught:
+        WorldModel.from_pretrained(bundle, device="cpu")
+    assert str(bundle) in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_the_client_runs_the_model_on_its_thread_count_and_gives_it_back(checkpoint, monkeypatch):

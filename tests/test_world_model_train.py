@@ -222,6 +222,10 @@ def test_resume_and_playable_bundle(tmp_path, data, vae):
     for part in (bundle.MANIFEST, bundle.PROMPTS_FILE, "dit/config.json", "vae/config.json"):
         assert (tmp_path / "run" / part).is_file(), part
     assert json.loads((tmp_path / "run" / bundle.MANIFEST).read_text())["latent_shape"] == [4, 4, 6]
+    state = tmp_path / "run" / STATE_FILE
+    state.write_bytes(state.read_bytes()[:100])               # a state cut short (a full disk) is named, not traced
+    with pytest.raises(CheckpointError, match=f"{state}: not a training state file"):
+        train(path, steps=6, progress=False)
 
 
 def test_a_compiled_forward_trains_the_same_weights(tmp_path, data, vae):

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Optional, TypeVar
 
 from diffusers.utils import CONFIG_NAME, SAFETENSORS_WEIGHTS_NAME
+from safetensors import safe_open
+from safetensors.torch import load_file
 
 M = TypeVar("M")
 
@@ -50,7 +52,12 @@ def load_model(cls: type[M], directory: str | Path, expected: Optional[dict] = N
     for name in (CONFIG_NAME, SAFETENSORS_WEIGHTS_NAME):
         if not (directory / name).is_file():
             raise CheckpointError(f"{what} checkpoint incomplete: missing file {directory / name}")
-    saved = json.loads((directory / CONFIG_NAME).read_text())
+    try:
+        saved = json.loads((directory / CONFIG_NAME).read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{directory / CONFIG_NAME}: not valid JSON ({exc})") from None
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{directory / CONFIG_NAME}: expected a JSON object")
     if saved.get("_class_name", cls.__name__) != cls.__name__:
         raise CheckpointError(f"{directory} holds a {saved['_class_name']}, not a {cls.__name__}")
     if expected is not None:
@@ -68,6 +75,21 @@ def load_model(cls: type[M], directory: str | Path, expected: Optional[dict] = N
             raise CheckpointError(f"{what} checkpoint {directory}: config.json and {SAFETENSORS_WEIGHTS_NAME} "
                                   f"disagree ({len(info[kind])} {kind.replace('_', ' ')}, e.g. {shown})")
     return model
+
+
+def read_tensors(path: str | Path, what: str, tensors: tuple = (), metadata: tuple = ()) -> tuple[dict, dict]:
+    """A safetensors file's tensors and metadata, with the named keys present; a truncated or foreign file is
+    one CheckpointError naming it, not a deserialiser's trace."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        data = load_file(str(path))
+    except Exception as exc:        # safetensors raises its own error types, and OSError for unreadable files
+        raise CheckpointError(f"{path}: not a {what} file ({exc})") from None
+    missing = [k for k in tensors if k not in data] + [k for k in metadata if k not in meta]
+    if missing:
+        raise CheckpointError(f"{path}: not a {what} file (it has no {', '.join(missing)})")
+    return data, meta
 
 
 def save_model(model, directory: str | Path) -> None:

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from tqdm import tqdm
+
+from matrix_sim.models.checkpoint import CheckpointError, read_tensors
 
 log = logging.getLogger(__name__)
 PROMPT_DIM = 384
@@ -110,7 +111,6 @@ class PromptBank:
     def load(cls, path: str | Path) -> "PromptBank":
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"prompt embedding cache not found: {path}")
-        with safe_open(str(path), framework="pt") as f:
-            texts = json.loads(f.metadata()["texts"])
-        return cls(dict(zip(texts, load_file(str(path))["embeddings"])))
+            raise CheckpointError(f"prompt embedding cache not found: {path}")
+        tensors, meta = read_tensors(path, "prompt embedding", tensors=("embeddings",), metadata=("texts",))
+        return cls(dict(zip(json.loads(meta["texts"]), tensors["embeddings"])))

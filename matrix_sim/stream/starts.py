@@ -18,10 +18,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from matrix_sim.models.checkpoint import CheckpointError
+from matrix_sim.models.checkpoint import CheckpointError, read_tensors
 
 STARTS_FILE = "starts.safetensors"
 CLIPS_PER_PROMPT = 4
@@ -64,13 +63,8 @@ class BundleStarts:
         path = Path(bundle_dir) / STARTS_FILE
         if not path.is_file():
             return None
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                prompts = json.loads(f.metadata()["prompts"])
-            tensors = load_file(str(path))
-            latents, actions = tensors["latents"], tensors["actions"]
-        except Exception as exc:       # a truncated or foreign file: one line naming it
-            raise CheckpointError(f"{path}: not a start-clip file ({exc})") from None
+        tensors, meta = read_tensors(path, "start-clip", tensors=("latents", "actions"), metadata=("prompts",))
+        latents, actions, prompts = tensors["latents"], tensors["actions"], json.loads(meta["prompts"])
         if not len(latents) == len(actions) == len(prompts):
             raise CheckpointError(f"{path}: {len(latents)} clips, {len(actions)} action runs, {len(prompts)} prompts")
         return cls(latents, actions, prompts)

@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Optional
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from matrix_sim.models.checkpoint import CheckpointError, config_differences, load_model
+from matrix_sim.models.checkpoint import CheckpointError, config_differences, load_model, read_tensors
 
 log = logging.getLogger(__name__)
 STATE_FILE = "train_state.safetensors"
@@ -63,8 +62,7 @@ def load_state(run_dir: Path, model, ema_model, opt, identity: dict) -> int:
     path = run_dir / STATE_FILE
     if not path.is_file():
         return 0
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata()
+    tensors, meta = read_tensors(path, "training state", metadata=("step", "identity"))
     saved = json.loads(meta["identity"])
     # only the keys the identity names now count (an older run may have stored more, e.g. inference settings)
     diffs = [f"{section}.{d}" for section in sorted(identity)
@@ -72,7 +70,6 @@ def load_state(run_dir: Path, model, ema_model, opt, identity: dict) -> int:
                                          identity[section])]
     if diffs:
         raise CheckpointError(f"{path} was trained with another config; cannot resume: " + "; ".join(diffs))
-    tensors = load_file(str(path))
     model.load_state_dict(_with_prefix(tensors, "model."))
     ema_model.load_state_dict(_with_prefix(tensors, "ema."))
     _load_optimizer(opt, _with_prefix(tensors, "opt."))
