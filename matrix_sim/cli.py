@@ -15,7 +15,7 @@ from pathlib import Path
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")   # stdout carries the commands' JSON
 
 from matrix_sim.arguments import OneLineParser, positive_float, positive_int, stream_option
-from matrix_sim.config import CHECKPOINT_DIR, DEFAULT_VAE_DIR, ConfigError
+from matrix_sim.config import CHECKPOINT_DIR, DEFAULT_VAE_DIR, ConfigError, writable_output
 from matrix_sim.runtime import RUNTIMES
 
 PLAY = "play"
@@ -97,6 +97,7 @@ def _cmd_encode(args) -> None:
 def _cmd_eval_vae(args) -> None:
     from matrix_sim.eval.vae_eval import eval_vae
 
+    writable_output(args.sheet, "sheet")
     _print_json(eval_vae(args.checkpoint, args.frames_per_scene, args.sheet, progress=not args.quiet), args.json)
 
 
@@ -106,6 +107,8 @@ def _cmd_eval(args) -> None:
     from matrix_sim.stream.schedule import parse_overrides
 
     checkpoint = require_checkpoint(args.checkpoint, engine_hint=False)
+    for flag in ("sheet", "drift_sheet", "still_sheet", "played_sheet"):
+        writable_output(getattr(args, flag), flag.replace("_", " "))
     if args.data is not None:
         from matrix_sim.eval.footage_eval import eval_on_footage
 

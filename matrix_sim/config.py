@@ -8,6 +8,7 @@ to the working directory, so the commands run from the repository folder find th
 from __future__ import annotations
 
 import dataclasses
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,6 +30,32 @@ def resource(name: str) -> Path:
 
 class ConfigError(ValueError):
     """A config file is missing or malformed; the message says which file and what is wrong."""
+
+
+def make_folder(folder: Path) -> None:
+    """mkdir -p whose OSError says why in words: a file standing where a folder should be is named."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocking = next(p for p in (folder, *folder.parents) if p.exists())
+        raise NotADirectoryError(f"{blocking} is a file, not a folder") from None
+    except OSError as exc:
+        raise OSError(exc.strerror or str(exc)) from None
+
+
+def writable_output(path: str | Path | None, what: str) -> None:
+    """Refuse, before any work, an output file that could not be written at the end (its folder is made here)."""
+    if path is None:
+        return
+    path = Path(path)
+    try:
+        make_folder(path.parent)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the {what} to {path}: {exc}") from None
+    if path.is_dir():
+        raise ConfigError(f"cannot write the {what} to {path}: it is a folder")
+    if not os.access(path.parent, os.W_OK):
+        raise ConfigError(f"cannot write the {what} to {path}: {path.parent} is not writable")
 
 
 def load_yaml(path: str | Path) -> Any:

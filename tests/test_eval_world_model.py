@@ -1,6 +1,7 @@
 """The world model's evaluation: the inverse-dynamics probe and `eval` on a tiny random-weight world model."""
 import dataclasses
 import json
+import time
 
 import numpy as np
 import pytest
@@ -337,3 +338,17 @@ def test_drift_codec_reference_is_the_real_footage_through_the_codec(bundle):
     edges = flattened["codec_reference"]["stats"]["edge_density"]
     assert edges["per_window"] == [0.0] * 4 and not edges["inside"]
     assert flattened["codec_reference"]["inside_fraction"] < kept["codec_reference"]["inside_fraction"]
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_the_eval_runs(bundle, tmp_path, capsys):
+    from matrix_sim.cli import main
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    started = time.monotonic()
+    assert main(["-q", "eval", "--checkpoint", str(bundle), "--played-sheet", str(blocked / "played.png")]) == 2
+    assert capsys.readouterr().err == (f"error: cannot write the played sheet to {blocked / 'played.png'}: "
+                                       f"{blocked} is a file, not a folder\n")
+    assert main(["-q", "eval", "--checkpoint", str(bundle), "--sheet", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"error: cannot write the sheet to {tmp_path}: it is a folder\n"
+    assert time.monotonic() - started < 10               # refused at once, not after minutes of eval

@@ -22,6 +22,7 @@ import av
 import numpy as np
 
 from matrix_sim.client.session import write_atomic
+from matrix_sim.config import make_folder
 
 log = logging.getLogger(__name__)
 MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
@@ -45,13 +46,7 @@ class Recorder:
             raise ValueError(f"recordings are mp4 files, got {self.path}")
         self.fps, self.size, self._sidecar = fps, size, sidecar
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except FileExistsError:
-            blocking = next(p for p in (self.path.parent, *self.path.parent.parents) if p.exists())
-            raise RecordingError(f"cannot record to {self.path}: {blocking} is a file, not a folder") from None
-        except OSError as exc:
-            raise RecordingError(f"cannot record to {self.path}: {exc.strerror or exc}") from None
-        try:
+            make_folder(self.path.parent)
             self.container = av.open(str(self.path), "w", options={"movflags": MOVFLAGS, "flush_packets": "1"})
         except OSError as exc:
             raise RecordingError(f"cannot record to {self.path}: {exc.strerror or exc}") from None
