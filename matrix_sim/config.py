@@ -1,4 +1,4 @@
-"""Where files are found, and loading YAML configs into dataclasses with errors that name the file and the key.
+"""Where files are found and written, and YAML configs loaded into dataclasses with errors naming file and key.
 
 One path policy: the package's own resources (the source world's look, the scenes, the default controls)
 come from the installed package (matrix_sim/resources/, read through importlib.resources, so a wheel works);
