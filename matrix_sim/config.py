@@ -11,7 +11,7 @@ import dataclasses
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Optional, TypeVar
 
 import yaml
 
@@ -32,15 +32,25 @@ class ConfigError(ValueError):
     """A config file is missing or malformed; the message says which file and what is wrong."""
 
 
-def make_folder(folder: Path) -> None:
-    """mkdir -p whose OSError says why in words: a file standing where a folder should be is named."""
+def folder_problem(folder: Path) -> Optional[str]:
+    """Make the folder (mkdir -p); what stops it, in words (a file standing where a folder should be is named),
+    or None where it exists and can be written."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        blocking = next(p for p in (folder, *folder.parents) if p.exists())
-        raise NotADirectoryError(f"{blocking} is a file, not a folder") from None
+        return f"{next(p for p in (folder, *folder.parents) if p.exists())} is a file, not a folder"
     except OSError as exc:
-        raise OSError(exc.strerror or str(exc)) from None
+        return exc.strerror or str(exc)
+    return None if os.access(folder, os.W_OK) else f"{folder} is not writable"
+
+
+def make_folder(folder: str | Path, what: str) -> Path:
+    """The folder, made; OSError "cannot create the WHAT FOLDER: why" where it cannot be."""
+    folder = Path(folder)
+    problem = folder_problem(folder)
+    if problem:
+        raise OSError(f"cannot create the {what} {folder}: {problem}")
+    return folder
 
 
 def writable_output(path: str | Path | None, what: str) -> None:
@@ -48,14 +58,9 @@ def writable_output(path: str | Path | None, what: str) -> None:
     if path is None:
         return
     path = Path(path)
-    try:
-        make_folder(path.parent)
-    except OSError as exc:
-        raise ConfigError(f"cannot write the {what} to {path}: {exc}") from None
-    if path.is_dir():
-        raise ConfigError(f"cannot write the {what} to {path}: it is a folder")
-    if not os.access(path.parent, os.W_OK):
-        raise ConfigError(f"cannot write the {what} to {path}: {path.parent} is not writable")
+    problem = folder_problem(path.parent) or ("it is a folder" if path.is_dir() else None)
+    if problem:
+        raise ConfigError(f"cannot write the {what} to {path}: {problem}")
 
 
 def load_yaml(path: str | Path) -> Any:

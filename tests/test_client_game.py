@@ -289,8 +289,9 @@ def test_recording_has_the_right_frames_and_replay_reproduces_them(tmp_path):
 NOTICE_BAND = (slice(650, 705), slice(440, 840))       # rows, columns at the bottom centre, where notices show
 
 
-def test_an_unwritable_recordings_folder_is_a_notice_and_play_goes_on(tmp_path):
+def test_unwritable_recordings_and_screenshots_folders_are_notices_and_play_goes_on(tmp_path):
     (tmp_path / "rec").write_text("a file where the recordings folder should be")
+    (tmp_path / "shots").write_text("a file where the screenshots folder should be")
     with game(tmp_path) as g:
         frames(g, 2)
         tap(g, pygame.K_r)
@@ -304,6 +305,9 @@ def test_an_unwritable_recordings_folder_is_a_notice_and_play_goes_on(tmp_path):
         notice_diff = np.abs(with_notice[NOTICE_BAND].astype(int) - without[NOTICE_BAND]).mean()
         rest_diff = np.abs(with_notice[CENTRE].astype(int) - without[CENTRE]).mean()
         assert notice_diff > 10 and rest_diff < 2, (notice_diff, rest_diff)
+        tap(g, pygame.K_F12)
+        assert g.last_screenshot is None
+        assert g.hud_state.notice == f"cannot save a screenshot: {tmp_path / 'shots'} is a file, not a folder"
         frames(g, 3)                                    # the world plays on
 
 

@@ -25,6 +25,7 @@ from matrix_sim.client.options import Options
 from matrix_sim.client.recorder import Recorder, RecordingError
 from matrix_sim.client.session import load_replay
 from matrix_sim.client.worker import LiveSource, Produced, ScriptSource, start_world
+from matrix_sim.config import folder_problem
 from matrix_sim.world.scenes import MODES, scene_catalog
 
 log = logging.getLogger(__name__)
@@ -233,6 +234,11 @@ class Game:
     def _cmd_screenshot(self, now: float) -> None:
         self._screenshots += 1
         path = self.o.screenshots_dir / f"matrix-sim-{datetime.now():%Y%m%d-%H%M%S}-{self._screenshots}.png"
+        problem = folder_problem(path.parent)
+        if problem:
+            log.error("cannot save a screenshot to %s: %s", path, problem)
+            self.hud_state.say(f"cannot save a screenshot: {problem}", now)
+            return
         self.last_screenshot = save_png(self.screen_pixels(), path)
         self.hud_state.say(f"screenshot: {path.name}", now)
 
@@ -258,8 +264,7 @@ class Game:
 
 
 def save_png(image: np.ndarray, path: Path) -> Path:
-    """Write an (H, W, 3) uint8 picture, top row first, as PNG."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write an (H, W, 3) uint8 picture, top row first, as PNG (into an existing folder)."""
     pygame.image.save(pygame.image.frombuffer(image.tobytes(), (image.shape[1], image.shape[0]), "RGB"), str(path))
     log.info("wrote %s", path)
     return path

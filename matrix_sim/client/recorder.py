@@ -22,7 +22,7 @@ import av
 import numpy as np
 
 from matrix_sim.client.session import write_atomic
-from matrix_sim.config import make_folder
+from matrix_sim.config import folder_problem
 
 log = logging.getLogger(__name__)
 MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
@@ -45,8 +45,10 @@ class Recorder:
         if self.path.suffix.lower() != ".mp4":
             raise ValueError(f"recordings are mp4 files, got {self.path}")
         self.fps, self.size, self._sidecar = fps, size, sidecar
+        problem = folder_problem(self.path.parent)
+        if problem:
+            raise RecordingError(f"cannot record to {self.path}: {problem}")
         try:
-            make_folder(self.path.parent)
             self.container = av.open(str(self.path), "w", options={"movflags": MOVFLAGS, "flush_packets": "1"})
         except OSError as exc:
             raise RecordingError(f"cannot record to {self.path}: {exc.strerror or exc}") from None

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from matrix_sim.data.shards import Episode, read_episode, read_manifest, write_episode, write_manifest
 from matrix_sim.models.autoencoder import images_to_tensor
-from matrix_sim.config import DEFAULT_VAE_DIR
+from matrix_sim.config import DEFAULT_VAE_DIR, make_folder
 from matrix_sim.device import pick_device
 from matrix_sim.models.loading import load_autoencoder
 
@@ -43,7 +43,7 @@ def encode_dataset(data: str | Path, out: str | Path | None = None, checkpoint: 
     out = Path(out) if out else data / "latents"
     manifest = read_manifest(data)
     model = load_autoencoder(checkpoint, pick_device())          # a GPU where there is one: encoding is its work
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out, "latent folder")
     latents_manifest = {
         "format": LATENT_FORMAT, "source": str(data), "checkpoint": str(checkpoint),
         "scaling_factor": model.config.scaling_factor, "shift_factor": model.config.shift_factor,

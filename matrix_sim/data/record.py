@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 from pathlib import Path
 from typing import Callable
 
@@ -14,6 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from matrix_sim.actions import ACTION_FIELDS
+from matrix_sim.config import make_folder
 from matrix_sim.data.policy import POLICY_VERSION, record_episode
 from matrix_sim.data.shards import (FORMAT, MANIFEST, Episode, episode_name, read_manifest, write_episode,
                                     write_manifest)
@@ -40,13 +40,7 @@ def episode_plan(episodes: int, seed: int, prompt: str | None = None) -> list[tu
 
 def prepare_out_dir(out: str | Path, args: dict) -> Path:
     """Create (or reopen for resuming) the output directory; refuse one recorded with other arguments."""
-    out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OSError(f"cannot create output directory {out}: {exc.strerror}") from None
-    if not os.access(out, os.W_OK):
-        raise OSError(f"output directory {out} is not writable")
+    out = make_folder(out, "output folder")
     if (out / MANIFEST).exists():
         previous = read_manifest(out).get("args")
         if previous != args:

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from matrix_sim.config import ConfigError, from_dict, load_yaml
+from matrix_sim.config import ConfigError, from_dict, load_yaml, make_folder
 from matrix_sim.data.frames import FrameBank
 from matrix_sim.device import autocast, describe, pick_device
 from matrix_sim.models.autoencoder import FrameAutoencoder, images_to_tensor
@@ -121,7 +121,7 @@ def train_vae(config_path: str | Path, steps: int | None = None, device: str | N
     d = init_distributed(pick_device(device))
     run_dir = Path(cfg.run_dir)
     if d.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        make_folder(run_dir, "run folder")
         log.info("training the autoencoder on %s, %d process(es); run dir %s", describe(d.device, training=True),
                  d.world_size, run_dir)
     total_steps = steps or cfg.train.steps

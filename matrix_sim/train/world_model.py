@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from matrix_sim.config import make_folder
 from matrix_sim.device import autocast, describe, pick_device
 from matrix_sim.models.checkpoint import CheckpointError, save_model
 from matrix_sim.models.dit import WorldDiT
@@ -179,7 +180,7 @@ def _train(cfg: WorldModelConfig, d: Distributed, run_dir: Path, total_steps: in
     if cfg.train.batch_size % d.world_size:
         raise ValueError(f"batch_size {cfg.train.batch_size} does not split over {d.world_size} processes")
     if d.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        make_folder(run_dir, "run folder")
         _log_to(run_dir / LOG_FILE)
     shards = LatentShards(cfg.data, cfg.stream.clip_frames, progress=progress)
     if shards.latent_shape[0] != cfg.model_config()["in_channels"]:
