@@ -240,7 +240,7 @@ def _until(g, condition):
         g.tick()
 
 
-def test_virtual_gamepad_steers_opens_menu_and_hot_plugs(tmp_path):
+def test_virtual_gamepad_steers_opens_menu_hot_plugs_and_survives_a_dead_pad(tmp_path):
     with game(tmp_path) as g:
         start = frames(g, 1).frame
         pad = VirtualPad()
@@ -257,9 +257,14 @@ def test_virtual_gamepad_steers_opens_menu_and_hot_plugs(tmp_path):
         pad.button(pygame.CONTROLLER_BUTTON_START, False)
         pad.button(pygame.CONTROLLER_BUTTON_B, True)
         _until(g, lambda: not g.menu.open)
+        pygame.event.post(pygame.event.Event(pygame.CONTROLLERDEVICEADDED, device_index=99))   # gone before it opens
+        g.tick()
+        assert len(g.input.gamepads.pads) == 1
+        next(iter(g.input.gamepads.pads.values())).quit()      # a pad that dies without a removal event
+        assert g.action().is_idle() and not g.input.gamepads.pads
+        frames(g, 2)                                            # the game plays on
         pad.detach()
-        _until(g, lambda: not g.input.gamepads.pads)
-        assert g.action().is_idle()
+        g.tick()
 
 
 def test_recording_has_the_right_frames_and_replay_reproduces_them(tmp_path):

@@ -5,11 +5,13 @@ import logging
 
 import pygame
 from pygame._sdl2 import controller as sdl_controller
+from pygame._sdl2.sdl2 import error as SDLError
 
 from matrix_sim.client.bindings import Bindings, PadInput
 
 log = logging.getLogger(__name__)
 AXIS_MAX = 32767.0
+PAD_ERRORS = (pygame.error, SDLError)      # pygame's own, and the one its SDL2 controller module raises
 
 
 class Gamepads:
@@ -24,7 +26,11 @@ class Gamepads:
     def handle(self, event: pygame.event.Event) -> bool:
         """Open or close a controller on a hot-plug event; True if the event was one."""
         if event.type == pygame.CONTROLLERDEVICEADDED:
-            pad = sdl_controller.Controller(event.device_index)
+            try:
+                pad = sdl_controller.Controller(event.device_index)
+            except PAD_ERRORS as exc:       # unplugged again before it opened, or not a controller SDL can read
+                log.warning("a gamepad could not be opened (%s): playing on without it", exc)
+                return True
             instance = pad.as_joystick().get_instance_id()
             if instance not in self.pads:
                 self.pads[instance] = pad
@@ -41,11 +47,17 @@ class Gamepads:
     def value(self, item: PadInput) -> float:
         """The summed reading of one input over all pads: 0..1 (a stick half-axis in its direction)."""
         total = 0.0
-        for pad in self.pads.values():
-            if item.kind == "button":
-                total += float(pad.get_button(item.code))
+        for instance, pad in list(self.pads.items()):
+            try:
+                reading = pad.get_button(item.code) if item.kind == "button" else pad.get_axis(item.code)
+            except PAD_ERRORS as exc:       # a pad that died without a removal event: dropped, play goes on
+                log.warning("gamepad %s stopped answering (%s): dropped", instance, exc)
+                del self.pads[instance]
                 continue
-            v = item.sign * pad.get_axis(item.code) / AXIS_MAX
+            if item.kind == "button":
+                total += float(reading)
+                continue
+            v = item.sign * reading / AXIS_MAX
             if v > self.bindings.deadzone:
                 total += (v - self.bindings.deadzone) / (1.0 - self.bindings.deadzone)
         return total
