@@ -49,9 +49,10 @@ def run_headless(options: Options) -> dict:
             t = time.perf_counter()
             canvas = display.render_canvas([])
             upscale_s += time.perf_counter() - t
-            if options.record and recorder is None:     # opened on the first frame: a world that fails to start
+            # opened on the first frame: a world that fails to start leaves an earlier recording there untouched
+            if options.record and recorder is None:
                 recorder = Recorder(options.record, worker.handle.frame_rate, CANVAS_SIZE, worker.log.sidecar)
-            if recorder is not None:                    # leaves an earlier recording at that path untouched
+            if recorder is not None:
                 recorder.write(canvas, produced.number)
     finally:
         worker.stop()
