@@ -14,7 +14,6 @@ from typing import Optional, TypeVar
 
 from diffusers.utils import CONFIG_NAME, SAFETENSORS_WEIGHTS_NAME
 from safetensors import safe_open
-from safetensors.torch import load_file
 
 M = TypeVar("M")
 
@@ -83,7 +82,7 @@ def read_tensors(path: str | Path, what: str, tensors: tuple = (), metadata: tup
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-        data = load_file(str(path))
+            data = {key: f.get_tensor(key) for key in f.keys()}
     except Exception as exc:        # safetensors raises its own error types, and OSError for unreadable files
         raise CheckpointError(f"{path}: not a {what} file ({exc})") from None
     missing = [k for k in tensors if k not in data] + [k for k in metadata if k not in meta]
