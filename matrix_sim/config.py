@@ -63,6 +63,17 @@ def writable_output(path: str | Path | None, what: str) -> None:
         raise ConfigError(f"cannot write the {what} to {path}: {problem}")
 
 
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file of this process, so a crash mid-write leaves the previous version, never half
+    a file, and two processes writing the same file never share a temporary one."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def load_yaml(path: str | Path) -> Any:
     path = Path(path)
     if not path.is_file():

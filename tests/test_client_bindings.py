@@ -2,6 +2,7 @@
 import json
 import time
 import os
+from pathlib import Path
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 os.environ.setdefault("SDL_VIDEODRIVER", "offscreen")
@@ -13,8 +14,8 @@ import yaml
 from matrix_sim.actions import IDLE, Action
 from matrix_sim.client.bindings import CONTROLS_PATH, PadInput, load_controls
 from matrix_sim.client.script import headless_ops, load_script
-from matrix_sim.client.session import SessionLog, load_replay, write_atomic
-from matrix_sim.config import ConfigError, load_yaml
+from matrix_sim.client.session import SessionLog, load_replay
+from matrix_sim.config import ConfigError, load_yaml, write_atomic
 
 
 def _write_controls(tmp_path, edit):
@@ -126,3 +127,20 @@ def test_sidecar_checkpoint_replays_from_any_clone(tmp_path, monkeypatch):
     outside = str(tmp_path / "elsewhere")
     assert SessionLog("model", 0, 16, outside).checkpoint == outside       # outside the working folder: kept whole
 
+
+
+def test_a_sidecar_write_that_fails_leaves_the_previous_sidecar_whole(tmp_path, monkeypatch):
+    path = tmp_path / "s.json"
+    write_atomic(path, '{"frames": 1}')
+    real_write = Path.write_text
+
+    def disk_full_halfway(self, text):
+        real_write(self, text[:3])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", disk_full_halfway)
+    with pytest.raises(OSError, match="No space"):
+        write_atomic(path, '{"frames": 2}')
+    monkeypatch.undo()
+    assert json.loads(path.read_text()) == {"frames": 1}
+    assert os.listdir(tmp_path) == ["s.json"]               # no half-written temporary file left behind

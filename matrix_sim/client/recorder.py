@@ -21,8 +21,7 @@ from typing import Callable, Optional
 import av
 import numpy as np
 
-from matrix_sim.client.session import write_atomic
-from matrix_sim.config import folder_problem
+from matrix_sim.config import folder_problem, write_atomic
 
 log = logging.getLogger(__name__)
 MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"

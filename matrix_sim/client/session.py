@@ -7,7 +7,6 @@ Ops are tuples: ("reset", prompt), ("prompt", prompt) or ("step", Action); reset
 from __future__ import annotations
 
 import json
-import os
 import threading
 from array import array
 from bisect import bisect_left, bisect_right
@@ -104,13 +103,6 @@ class SessionLog:
             if not shown or shown[-1]["prompt"] != prompt:
                 shown.append({"frame": frame, "prompt": prompt})
         return shown
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file so a crash mid-write leaves the previous version, never half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 @dataclass

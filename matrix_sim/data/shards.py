@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from matrix_sim.config import write_atomic
+
 FORMAT = "matrix-sim-shards/1"
 MANIFEST = "manifest.json"
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)     # zip entries carry no wall-clock time: same input, same bytes
@@ -85,9 +87,7 @@ def _read_array(zf: zipfile.ZipFile, name: str) -> np.ndarray:
 
 def write_manifest(directory: str | Path, manifest: dict) -> None:
     path = Path(directory) / MANIFEST
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
 
 def read_manifest(directory: str | Path) -> dict:

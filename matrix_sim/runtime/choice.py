@@ -27,6 +27,7 @@ from typing import Callable, Optional
 
 import torch
 
+from matrix_sim.config import write_atomic
 from matrix_sim.device import autocast, compute_dtype, cpu_name
 from matrix_sim.runtime import RUNTIME_ENV, RUNTIMES
 from matrix_sim.runtime.engines import ENGINES, Engine, EngineUnavailable, LABELS, engine_module, engine_version, \
@@ -288,9 +289,7 @@ def _read_decision(path: Optional[Path]) -> Optional[dict]:
 
 
 def _write_decision(path: Path, picked: dict) -> None:
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
     try:
-        tmp.write_text(json.dumps(picked, indent=1) + "\n")
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(picked, indent=1) + "\n")
     except OSError as exc:
         log.debug("cannot cache the runtime choice in %s: %s", path, exc)

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from matrix_sim.config import from_dict
+from matrix_sim.config import from_dict, write_atomic
 from matrix_sim.models.checkpoint import CheckpointError
 from matrix_sim.stream.schedule import StreamConfig
 
@@ -49,9 +48,7 @@ def write_info(directory: str | Path, info: BundleInfo) -> None:
             "frame_rate": info.frame_rate}
     if info.start_prompt:
         data["start_prompt"] = info.start_prompt
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
 def read_info(directory: str | Path) -> BundleInfo:
