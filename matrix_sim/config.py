@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import typing
 from importlib import resources
 from pathlib import Path
 from typing import Any, Optional, TypeVar
@@ -112,23 +113,42 @@ def load_extending_yaml(path: str | Path, seen: tuple[Path, ...] = ()) -> Any:
     base = load_extending_yaml(base_path, (*seen, path.resolve()))
     if not isinstance(base, dict):
         raise ConfigError(f"{path}: extends {base_path}, which is not a mapping")
-    return _merged(base, raw)
+    return merged(base, raw)
 
 
-def _merged(base: dict, changes: dict) -> dict:
+def merged(base: dict, changes: dict) -> dict:
+    """`base` with `changes` merged in, mapping by mapping."""
     out = dict(base)
     for key, value in changes.items():
-        out[key] = _merged(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+        out[key] = merged(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
     return out
 
 
 def from_dict(cls: type[T], data: Any, where: str) -> T:
-    """Build dataclass `cls` from a mapping, refusing unknown keys and missing required ones."""
+    """Build dataclass `cls` from a mapping, refusing unknown keys, missing required ones and a word where a
+    number or a yes/no belongs (a number YAML reads as a string, such as 1e-3, is taken as the number)."""
     check_keys(cls, data, where)
+    data = {key: _scalar(value, cls, key, where) for key, value in data.items()}
     try:
         return cls(**data)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
+
+
+def _scalar(value: Any, cls: type, key: str, where: str) -> Any:
+    kind = typing.get_type_hints(cls).get(key)
+    if kind is float and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    wrong = {float: lambda v: isinstance(v, bool) or not isinstance(v, (int, float)),
+             int: lambda v: isinstance(v, bool) or not isinstance(v, int),
+             bool: lambda v: not isinstance(v, bool)}.get(kind)
+    if wrong is not None and wrong(value):
+        raise ConfigError(f"{where}.{key}: expected {'yes/no (true or false)' if kind is bool else 'a number'}, "
+                          f"got {value!r}")
+    return value
 
 
 def check_keys(cls: type, data: Any, where: str) -> None:

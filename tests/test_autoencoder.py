@@ -68,6 +68,11 @@ def test_malformed_training_config_names_the_key(tmp_path, small_shards):
     path.write_text(yaml.safe_dump(config))
     with pytest.raises(ConfigError, match="learning_speed"):
         load_vae_config(path)
+    config["train"].pop("learning_speed")
+    config["stages"] = {"decoder": None}
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError, match="stages.decoder: expected a mapping"):
+        load_vae_config(path, "decoder")
 
 
 def test_the_shipped_codec_recipe_chains_its_stages():

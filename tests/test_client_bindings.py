@@ -46,6 +46,7 @@ def test_default_controls_resolve():
     (lambda d: d["keyboard"]["commands"].update(hud=["r"]), "'r' is bound to both 'record' and 'hud'"),
     (lambda d: d["keyboard"]["commands"].pop("menu"), "missing key(s) ['menu']"),
     (lambda d: d["gamepad"].update(deadzone=1.5), "deadzone: must be in [0, 1)"),
+    (lambda d: d["gamepad"].update(deadzone="wide"), "gamepad.deadzone: expected a number, got 'wide'"),
 ])
 def test_bad_bindings_are_one_clear_error(tmp_path, edit, message):
     path = _write_controls(tmp_path, edit)
@@ -89,6 +90,12 @@ def test_sidecar_keeps_what_replays_the_recorded_frames(tmp_path):
     (tmp_path / "bad.json").write_text('{"format": "other"}')
     with pytest.raises(ValueError, match="not a matrix-sim session sidecar"):
         load_replay(tmp_path / "bad.json")
+    cut = {k: v for k, v in json.loads(log.sidecar(3, 4, "v.mp4")).items() if k not in ("ops", "skip")}
+    (tmp_path / "cut.json").write_text(json.dumps(cut))
+    with pytest.raises(ValueError, match="lacks skip, ops"):
+        load_replay(tmp_path / "cut.json")
+    with pytest.raises(ValueError, match="cannot read the session file"):
+        load_replay(tmp_path)                                    # a folder given for the sidecar
 
 
 def test_sidecar_names_the_prompt_each_frame_showed_and_stays_cheap_after_an_hour():

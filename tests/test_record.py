@@ -144,6 +144,23 @@ def test_bad_arguments_give_one_line_errors(tmp_path, capsys, argv, message):
     assert "Traceback" not in err
 
 
+GOOD_MANIFEST = '{"format": "matrix-sim-shards/1", "frame_rate": 16, "action_fields": [], '
+
+
+@pytest.mark.parametrize("manifest, message", [
+    ("{", "not valid JSON"),
+    ('{"format": "other"}', "format 'other', expected 'matrix-sim-shards/1'"),
+    ('{"format": "matrix-sim-shards/1", "episodes": []}', "the manifest lacks frame_rate, action_fields"),
+    (GOOD_MANIFEST + '"episodes": [{"file": "a.npz"}]}', '"episodes" must be a list of entries with "file" and "frames"'),
+    (GOOD_MANIFEST + '"episodes": []}', "the manifest lists no episodes to encode"),
+])
+def test_footage_brought_from_elsewhere_with_a_bad_manifest_is_one_line_error(tmp_path, capsys, manifest, message):
+    (tmp_path / "manifest.json").write_text(manifest)
+    assert main(["-q", "encode", "--data", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error:") and message in err, err
+
+
 def test_record_command_line_end_to_end(tmp_path):
     out = tmp_path / "cli"
     result = subprocess.run([sys.executable, "-m", "matrix_sim", "-q", "record", "--episodes", "1", "--frames", "5",

@@ -406,6 +406,22 @@ def test_unknown_config_keys_are_named(tmp_path, data, vae):
     with pytest.raises(ConfigError, match=r"detail: detail.weight and detail.change must be >= 0, got 0.1, -1"):
         load_config(path)
     raw["detail"] = None
+    raw["train"]["lr"] = "1e-3"                   # YAML reads 1e-3 (no dot) as a string: taken as the number
+    path.write_text(yaml.safe_dump(raw))
+    assert load_config(path).train.lr == 1e-3
+    raw["train"]["steps"] = "many"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"train.steps: expected a number, got 'many'"):
+        load_config(path)
+    raw["train"]["steps"], raw["compile"] = 10, "yes"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"compile: expected yes/no \(true or false\), got 'yes'"):
+        load_config(path)
+    raw["compile"], model, raw["model"] = False, raw["model"], None
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match="model: expected a mapping of WorldDiT's settings"):
+        load_config(path)
+    raw["model"] = model
     raw["stil_share"] = 0.5                       # a misspelt top-level key is named, not blamed on a section
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['stil_share'\] for WorldModelConfig"):

@@ -115,16 +115,24 @@ class Replay:
     ops: list
 
 
+REPLAY_KEYS = ("world", "checkpoint", "seed", "skip", "frames", "ops")
+
+
 def load_replay(path: str | Path) -> Replay:
     path = Path(path)
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         raise ValueError(f"session file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read the session file {path}: {getattr(exc, 'strerror', None) or exc}") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError(f"{path}: not a matrix-sim session sidecar (format {FORMAT!r})")
+    missing = [key for key in REPLAY_KEYS if key not in data]
+    if missing:
+        raise ValueError(f"{path}: the session sidecar lacks {', '.join(missing)}")
     ops = [op_from_json(e, f"{path}: ops[{i}]") for i, e in enumerate(data["ops"])]
     if not ops or ops[0][0] != "reset":
         raise ValueError(f"{path}: ops must start with a reset")

@@ -42,6 +42,8 @@ def encode_dataset(data: str | Path, out: str | Path | None = None, checkpoint: 
     data = Path(data)
     out = Path(out) if out else data / "latents"
     manifest = read_manifest(data)
+    if not manifest["episodes"]:
+        raise ValueError(f"{data}: the manifest lists no episodes to encode")
     model = load_autoencoder(checkpoint, pick_device())          # a GPU where there is one: encoding is its work
     make_folder(out, "latent folder")
     latents_manifest = {

@@ -91,12 +91,30 @@ def write_manifest(directory: str | Path, manifest: dict) -> None:
 
 
 def read_manifest(directory: str | Path) -> dict:
+    return read_listing(directory, FORMAT, ("frame_rate", "action_fields"), "not a recorded data directory")
+
+
+def read_listing(directory: str | Path, form: str, keys: tuple[str, ...], what: str) -> dict:
+    """A shard directory's manifest of format `form`, checked for `keys` and a list of {"file", "frames", ...}
+    episodes, so footage brought from elsewhere fails with one line naming what is missing; `what` says what
+    a directory without a manifest is not."""
     path = Path(directory) / MANIFEST
     if not path.is_file():
-        raise FileNotFoundError(f"no {MANIFEST} in {directory}: not a recorded data directory")
-    manifest = json.loads(path.read_text())
-    if manifest.get("format") != FORMAT:
-        raise ValueError(f"{path}: format {manifest.get('format')!r}, expected {FORMAT!r}")
+        raise FileNotFoundError(f"no {MANIFEST} in {directory}: {what}")
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != form:
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        raise ValueError(f"{path}: format {found!r}, expected {form!r}")
+    missing = [key for key in (*keys, "episodes") if key not in manifest]
+    if missing:
+        raise ValueError(f"{path}: the manifest lacks {', '.join(missing)}")
+    episodes = manifest["episodes"]
+    if not isinstance(episodes, list) or not all(isinstance(e, dict) and {"file", "frames"} <= e.keys()
+                                                 for e in episodes):
+        raise ValueError(f'{path}: "episodes" must be a list of entries with "file" and "frames"')
     return manifest
 
 

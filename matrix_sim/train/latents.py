@@ -14,7 +14,6 @@ All episodes are held in memory (float16): 256x144 footage costs 9 KB a frame.
 """
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +23,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from matrix_sim.data.shards import MANIFEST, read_listing
 from matrix_sim.world.scenes import Scene
 
 log = logging.getLogger(__name__)
 FORMAT = "matrix-sim-latents/1"
-MANIFEST = "manifest.json"
 
 
 @dataclass
@@ -57,13 +56,8 @@ def episode_texts(entry: dict) -> list[str]:
 class LatentShards:
     def __init__(self, directory: str | Path, clip_frames: int, progress: bool = True):
         directory = Path(directory)
-        path = directory / MANIFEST
-        if not path.is_file():
-            raise FileNotFoundError(f"no {MANIFEST} in {directory}: not a latent shard directory "
-                                    f"(make one with `python -m matrix_sim encode`)")
-        manifest = json.loads(path.read_text())
-        if manifest.get("format") != FORMAT:
-            raise ValueError(f"{path}: format {manifest.get('format')!r}, expected {FORMAT!r}")
+        manifest = read_listing(directory, FORMAT, ("scaling_factor", "shift_factor", "latent_shape", "frame_rate"),
+                                "not a latent shard directory (make one with `python -m matrix_sim encode`)")
         self.scale, self.shift = float(manifest["scaling_factor"]), float(manifest["shift_factor"])
         self.latent_shape = tuple(manifest["latent_shape"])
         self.frame_rate = int(manifest["frame_rate"])

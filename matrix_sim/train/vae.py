@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from matrix_sim.config import ConfigError, from_dict, load_yaml, make_folder
+from matrix_sim.config import ConfigError, from_dict, load_yaml, make_folder, merged
 from matrix_sim.data.frames import FrameBank
 from matrix_sim.device import autocast, describe, pick_device
 from matrix_sim.models.autoencoder import FrameAutoencoder, images_to_tensor
@@ -71,7 +71,9 @@ def load_vae_config(path: str | Path, stage: Optional[str] = None) -> VaeConfig:
     if stage is not None:
         if stage not in stages:
             raise ConfigError(f"{path}: no stage {stage!r}; stages: {sorted(stages) or 'none'}")
-        raw = _merged(raw, stages[stage])
+        if not isinstance(stages[stage], dict):
+            raise ConfigError(f"{path}: stages.{stage}: expected a mapping of the settings it changes")
+        raw = merged(raw, stages[stage])
     raw["data"] = from_dict(VaeData, raw.get("data"), f"{path}: data")
     raw["train"] = from_dict(OptimSettings, raw.get("train", {}), f"{path}: train")
     raw["loss"] = from_dict(LossWeights, raw.get("loss", {}), f"{path}: loss")
@@ -84,14 +86,6 @@ def load_vae_config(path: str | Path, stage: Optional[str] = None) -> VaeConfig:
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: model: {exc}") from None
     return config
-
-
-def _merged(base: dict, changes: dict) -> dict:
-    """`base` with `changes` merged in, mapping by mapping."""
-    out = dict(base)
-    for key, value in changes.items():
-        out[key] = _merged(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
-    return out
 
 
 def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

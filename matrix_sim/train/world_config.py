@@ -52,6 +52,8 @@ def load_config(path: str | Path) -> WorldModelConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected data, run_dir and the sections model, stream, levels, train")
     check_keys(WorldModelConfig, raw, str(path))
+    if not isinstance(raw.get("model"), dict):
+        raise ConfigError(f"{path}: model: expected a mapping of WorldDiT's settings")
     sections = {"stream": StreamConfig, "levels": LevelMix, "train": OptimSettings}
     built = {name: from_dict(cls, raw.get(name), f"{path}: {name}") for name, cls in sections.items()}
     optional = (("guidance", GuidanceDistill), ("own_context", OwnContext), ("detail", DetailMatch))
