@@ -8,6 +8,7 @@ to the working directory, so the commands run from the repository folder find th
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import typing
 from importlib import resources
@@ -73,6 +74,21 @@ def write_atomic(path: Path, text: str) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def read_json(path: Path, form: str, error: type[Exception] = ValueError) -> dict:
+    """A JSON object whose "format" is `form`; `error`, one line naming the file, where the file cannot be read,
+    is not JSON or is another format."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != form:
+        found = data.get("format") if isinstance(data, dict) else None
+        raise error(f"{path}: format {found!r}, expected {form!r}")
+    return data
 
 
 def load_yaml(path: str | Path) -> Any:

@@ -148,6 +148,7 @@ def test_loads_from_a_part_folder_and_names_missing_files(checkpoint, tmp_path):
 
 @pytest.mark.parametrize("damage, says", [
     (lambda b: (b / "dit" / "config.json").write_text("{"), r"dit/config.json: not valid JSON"),
+    (lambda b: (b / "world_model.json").write_text('{"format": 1'), r"world_model.json: not valid JSON"),
     (lambda b: (b / "prompts.safetensors").write_bytes(b"half a header"), "not a prompt embedding file"),
     (lambda b: (b / "prompts.safetensors").unlink(), "prompt embedding cache not found"),
 ])

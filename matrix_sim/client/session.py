@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from matrix_sim.actions import Action
+from matrix_sim.config import read_json
 
 FORMAT = "matrix-sim-session/1"
 STEP_PREFIX = '{"step": '                  # a step op's JSON: its action follows
@@ -120,16 +121,9 @@ REPLAY_KEYS = ("world", "checkpoint", "seed", "skip", "frames", "ops")
 
 def load_replay(path: str | Path) -> Replay:
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"session file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read the session file {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a matrix-sim session sidecar (format {FORMAT!r})")
+    if not path.exists():
+        raise ValueError(f"session file not found: {path}")
+    data = read_json(path, FORMAT)
     missing = [key for key in REPLAY_KEYS if key not in data]
     if missing:
         raise ValueError(f"{path}: the session sidecar lacks {', '.join(missing)}")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from matrix_sim.config import write_atomic
+from matrix_sim.config import read_json, write_atomic
 
 FORMAT = "matrix-sim-shards/1"
 MANIFEST = "manifest.json"
@@ -101,13 +101,7 @@ def read_listing(directory: str | Path, form: str, keys: tuple[str, ...], what: 
     path = Path(directory) / MANIFEST
     if not path.is_file():
         raise FileNotFoundError(f"no {MANIFEST} in {directory}: {what}")
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != form:
-        found = manifest.get("format") if isinstance(manifest, dict) else None
-        raise ValueError(f"{path}: format {found!r}, expected {form!r}")
+    manifest = read_json(path, form)
     missing = [key for key in (*keys, "episodes") if key not in manifest]
     if missing:
         raise ValueError(f"{path}: the manifest lacks {', '.join(missing)}")

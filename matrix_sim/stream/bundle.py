@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from matrix_sim.config import from_dict, write_atomic
+from matrix_sim.config import from_dict, read_json, write_atomic
 from matrix_sim.models.checkpoint import CheckpointError
 from matrix_sim.stream.schedule import StreamConfig
 
@@ -55,13 +55,7 @@ def read_info(directory: str | Path) -> BundleInfo:
     path = Path(directory) / MANIFEST
     if not path.is_file():
         raise CheckpointError(f"not a world-model checkpoint: missing file {path}")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{path}: not valid JSON ({exc}); the checkpoint is damaged") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        found = data.get("format") if isinstance(data, dict) else None
-        raise CheckpointError(f"{path}: format {found!r}, expected {FORMAT!r}")
+    data = read_json(path, FORMAT, CheckpointError)
     try:
         return BundleInfo(from_dict(StreamConfig, data["stream"], f"{path}: stream"), tuple(data["latent_shape"]),
                           int(data["frame_rate"]), str(data.get("start_prompt", "")))
