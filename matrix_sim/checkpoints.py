@@ -1,8 +1,8 @@
 """Which world-model checkpoint a command uses: the folder it is given, else the one default.
 
 The default is config.DEFAULT_CHECKPOINT (checkpoints/tiny-cpu, relative to the working directory, where
-the repository keeps the shipped model). There is no search for "the newest" folder: what plays is what the
-command line says, or the shipped model, and where neither is there the message says what to do.
+the repository keeps the shipped model): what plays is what the command line says, or the shipped model,
+and where neither is there the message says what to do.
 """
 from __future__ import annotations
 

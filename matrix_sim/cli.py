@@ -15,7 +15,7 @@ from pathlib import Path
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")   # stdout carries the commands' JSON
 
 from matrix_sim.arguments import OneLineParser, positive_float, positive_int, stream_option
-from matrix_sim.config import CHECKPOINT_DIR, DEFAULT_VAE_DIR, ConfigError, writable_output
+from matrix_sim.config import CHECKPOINT_DIR, DEFAULT_CHECKPOINT, DEFAULT_VAE_DIR, ConfigError, writable_output
 from matrix_sim.runtime import RUNTIMES
 
 PLAY = "play"
@@ -60,9 +60,9 @@ def _cmd_bench(args) -> None:
 
         result = bench_train(args.config, steps=args.steps or DEFAULT_STEPS, data=args.data, progress=not args.quiet)
     elif args.what == "soak":
-        from matrix_sim.eval.bench_soak import DEFAULT_CHECKPOINT, bench_soak
+        from matrix_sim.eval.bench_soak import bench_soak
 
-        result = bench_soak(args.minutes, checkpoint=args.checkpoint or DEFAULT_CHECKPOINT, config=args.config,
+        result = bench_soak(args.minutes, checkpoint=args.checkpoint or DEFAULT_CHECKPOINT,
                             window_s=args.window_s, progress=not args.quiet, video=args.video, threads=args.threads,
                             upscaler=args.upscaler)
     else:
@@ -210,20 +210,20 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--width", type=positive_int, default=256, help="world: render width")
     bench.add_argument("--height", type=positive_int, default=144, help="world: render height")
     bench.add_argument("--seconds", type=float, default=20.0, help="play: seconds of the main run")
-    bench.add_argument("--config", default="configs/tiny-cpu.yaml", help="play, levers, train, soak: world-model "
-                       "config")
-    bench.add_argument("--checkpoint", default=None, help="play, levers, soak: a trained world-model "
+    bench.add_argument("--config", default="configs/tiny-cpu.yaml", help="play, levers, runtime, train: world-model "
+                       "config (play, levers, runtime: its shape, where no --checkpoint is given)")
+    bench.add_argument("--checkpoint", default=None, help="play, levers, runtime, soak: a trained world-model "
                        "folder (default: random weights of the config's shape; soak: checkpoints/tiny-cpu)")
-    bench.add_argument("--calls", type=positive_int, default=30, help="levers: timed sampler calls per variant")
+    bench.add_argument("--calls", type=positive_int, default=30, help="levers, runtime: timed calls per variant")
     bench.add_argument("--steps", type=positive_int, default=None, help="train: timed steps per variant (default 6)")
     bench.add_argument("--data", choices=["synthetic", "real"], default="synthetic", help="train: random latents of "
                        "the config's shape, or the config's latent shards")
     bench.add_argument("--minutes", type=float, default=10.0, help="soak: minutes of play (fractions too)")
     bench.add_argument("--window-s", type=float, default=60.0, help="soak: seconds per reported window")
     bench.add_argument("--video", default=None, help="play, soak: keep the (main run's) mp4 here")
-    bench.add_argument("--threads", type=positive_int, default=None, help="play, soak: torch threads (default: as "
+    bench.add_argument("--threads", type=positive_int, default=None, help="play, soak, runtime: torch threads (default: as "
                        "the game picks, every core but one on a CPU; one side run of play uses torch's own count)")
-    stream_option(bench, "play, levers: ")
+    stream_option(bench, "play, levers, runtime: ")
     bench.add_argument("--upscaler", default="auto", help="play, soak: display upscaler (auto: as the "
                        "game picks)")
     bench.add_argument("--runtime", choices=RUNTIMES, default=None, help="play: what runs the DiT and the decoder, "

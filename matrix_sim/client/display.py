@@ -41,7 +41,7 @@ def letterbox(width: int, height: int, aspect: float = CANVAS_SIZE[0] / CANVAS_S
 
 def resolve_upscaler(name: str, renderer: str) -> str:
     """`auto` picks by the GL renderer: a software rasteriser (Mesa's llvmpipe on a CPU-only machine) shares the
-    cores with the world model, and its lanczos pass costs ~3x the bilinear one at 1280x720 (`bench play`
+    cores with the world model, and its lanczos pass costs several bilinear ones at 1280x720 (`bench play`
     measures both), so it gets bilinear; a GPU gets lanczos."""
     if name != AUTO:
         return name

@@ -35,14 +35,13 @@ import numpy as np
 import torch
 
 from matrix_sim.client.display import AUTO
-from matrix_sim.config import CHECKPOINT_DIR
+from matrix_sim.config import DEFAULT_CHECKPOINT
 from matrix_sim.device import decodes_ahead, describe, game_threads, pick_device, samples_in_process
 from matrix_sim.eval.bench_play import DEFAULT_CONFIG, PlayRun, Screen
 from matrix_sim.eval.bench_train import cpu_info
 from matrix_sim.eval.timed_world import load_parts
 
 log = logging.getLogger(__name__)
-DEFAULT_CHECKPOINT = CHECKPOINT_DIR / "tiny-cpu"
 DEFAULT_WINDOW_S = 60.0
 SAMPLE_S = 1.0                  # memory sampled this often (more often in short windows: a tenth of one)
 GROWTH_LIMIT_MB = 50.0
@@ -203,24 +202,22 @@ def verdicts(per_window: list[dict], recording: dict) -> dict:
             "targets_met": targets, "passed": all(v is True for v in targets.values())}
 
 
-def bench_soak(minutes: float, checkpoint: Optional[str | Path] = DEFAULT_CHECKPOINT,
-               config: str | Path = DEFAULT_CONFIG, window_s: float = DEFAULT_WINDOW_S, progress: bool = True, *,
-               video: Optional[str | Path] = None, device: Optional[str] = None, threads: Optional[int] = None,
-               upscaler: str = AUTO, seed: int = 0) -> dict:
+def bench_soak(minutes: float, checkpoint: str | Path = DEFAULT_CHECKPOINT, window_s: float = DEFAULT_WINDOW_S,
+               progress: bool = True, *, video: Optional[str | Path] = None, device: Optional[str] = None,
+               threads: Optional[int] = None, upscaler: str = AUTO, seed: int = 0) -> dict:
     """Play `minutes` of the world model as the game does, recording; returns the per-window figures, the
     recording's check and the verdicts as one JSON-ready dict.
 
-    checkpoint: a world-model bundle (None: random weights of `config`'s shape); video: keep the mp4 here (else
-    a temporary file); threads: torch threads (default: as the game picks, device.game_threads)."""
+    checkpoint: a world-model bundle; video: keep the mp4 here (else a temporary file); threads: torch threads (default: as the game picks, device.game_threads)."""
     if minutes <= 0:
         raise ValueError(f"--minutes must be positive, got {minutes}")
     if window_s <= 0:
         raise ValueError(f"--window-s must be positive, got {window_s}")
-    if checkpoint is not None and not Path(checkpoint).is_dir():
+    if not Path(checkpoint).is_dir():
         raise ValueError(f"no world-model checkpoint at {checkpoint}")
     seconds = 60.0 * minutes
     torch_device = pick_device(device)
-    parts = load_parts(config, checkpoint, seed=seed)
+    parts = load_parts(DEFAULT_CONFIG, checkpoint, seed=seed)
     live = {"decode_ahead": decodes_ahead(torch_device), "sampler_process": samples_in_process(torch_device)}
     old_threads = torch.get_num_threads()
     used_threads = game_threads(torch_device, threads) or old_threads

@@ -58,9 +58,8 @@ ACTION_FIELDS = 5
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "amx_int8")
 DTYPES = {torch.float32: "float32", torch.bfloat16: "bfloat16"}
 PROBE_SIZE = 256              # the bf16 probe's square matmul: 34 MFLOP, under a second even where bf16 is emulated
-BF16_USABLE_SLOWDOWN = 20.0   # slower than float32 by more than this, bf16 is not timed (an AMD EPYC without
-                              # AVX-512 BF16 ran bf16 matmuls at 0.05 GFLOP/s against float32's 60-90: a step
-                              # would take minutes)
+BF16_USABLE_SLOWDOWN = 20.0   # slower than float32 by more than this, bf16 is emulated and not timed (a step
+                              # would take minutes; docs/performance.md)
 
 
 class SyntheticClips:

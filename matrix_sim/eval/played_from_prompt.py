@@ -41,7 +41,7 @@ from matrix_sim.eval.scene_classifier import SceneClassifier, colour_histograms
 from matrix_sim.world.scenes import parse_prompt
 
 PLAYED_PROMPTS = ("drive grassland by day", "drive city at night", "walk forest by day", "walk desert at night")
-DEFAULT_SECONDS = 24.0         # the 15-s script and 9 s of going on; ~2 min for the shipped model
+DEFAULT_SECONDS = 24.0         # the 15-s script and 9 s of going on
 WINDOW_S = 2.0
 SOURCE_SEED = 2**31 + 700          # held-out seeds (matrix_sim.eval.heldout)
 REFERENCE_SEED_OFFSET = 1000       # the reference: the source world at SOURCE_SEED + i + this
@@ -161,8 +161,8 @@ def correlation(a: Sequence[float], b: Sequence[float]) -> Optional[float]:
 
 @dataclass
 class Track:
-    """Per-frame statistics of one played run, gathered frame by frame. Edge density (drift.frame_stats, ~8 ms
-    a frame here) is measured on every `edge_every`-th frame only; the other entries are None. Frames are not
+    """Per-frame statistics of one played run, gathered frame by frame. Edge density (drift.frame_stats, the costly
+    one) is measured on every `edge_every`-th frame only; the other entries are None. Frames are not
     kept, but for a sheet: with `keep_every`, the middle frame of every `keep_every` frames."""
 
     edges: list = field(default_factory=list)

@@ -99,7 +99,7 @@ class Attention(nn.Module):
 
     def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(S, L, D) -> q, k, v (S, heads, L, head_dim). The norms run before the heads move forward, on rows
-        that are contiguous in memory (measured ~15 % faster per attention than normalising the permuted view)."""
+        that are contiguous in memory (faster than normalising the permuted view)."""
         q, k, v = self.qkv(x).unflatten(-1, (3, self.heads, -1)).unbind(-3)
         return self.q_norm(q).transpose(1, 2), self.k_norm(k).transpose(1, 2), v.transpose(1, 2)
 
@@ -222,8 +222,8 @@ class WorldBlock(nn.Module):
         mods = self.modulation(cond)[:, :, None].chunk(9, dim=-1)
         h = modulate(self.norms[0](x), mods[0], mods[1]).reshape(b * t, n, d)
         x = x + mods[2] * self.spatial(h).reshape(b, t, n, d)
-        # a row per token position, made contiguous: as a strided view, bfloat16 projections copied the weight
-        # once per position (a batched matmul), and the stream call ran 2x slower (tests/test_world_model_dit.py)
+        # a row per token position, made contiguous: from a strided view, bfloat16 projections copy the weight
+        # once per position (a batched matmul; docs/performance.md times it, tests/test_world_model_dit.py guards it)
         h = modulate(self.norms[1](x), mods[3], mods[4]).transpose(1, 2).contiguous().view(b * n, t, d)
         h = self.temporal(h, rope, layer, cache, commit_frames, grid)
         x = x + mods[5] * h.reshape(b, n, t, d).transpose(1, 2)

@@ -25,7 +25,6 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 HEADS = ("turn", "forward")
-CLASS_NAMES = {"turn": ("left", "straight", "right"), "forward": ("back", "none", "forward")}
 ACTION_INDEX = {"turn": 1, "forward": 0}          # columns of the action vector (matrix_sim.actions)
 
 

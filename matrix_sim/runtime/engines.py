@@ -115,16 +115,14 @@ class Engine:
         return {name: np.array(request.get_tensor(name).data, copy=True) for name in self.output_names}
 
 
-def open_engine(name: str, path: str | Path, threads: int, precision: str = "f32",
-                _cache: Optional[dict] = None) -> Engine:
+def open_engine(name: str, path: str | Path, threads: int, precision: str = "f32") -> Engine:
     """An Engine, shared within the process by every caller of the same graph, engine, threads and precision
     (OpenVINO compiles once; each thread gets its own infer request)."""
-    cache = _ENGINES if _cache is None else _cache
     key = (name, str(Path(path).resolve()), max(1, int(threads)), precision)
     with _LOCK:
-        if key not in cache:
-            cache[key] = Engine(name, path, threads, precision)
-        return cache[key]
+        if key not in _ENGINES:
+            _ENGINES[key] = Engine(name, path, threads, precision)
+        return _ENGINES[key]
 
 
 _ENGINES: dict = {}

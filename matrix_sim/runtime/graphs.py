@@ -10,9 +10,9 @@ One graph per stream shape (StreamShape): in the steady state of a stream every 
 (K context frames cached, the B frames to commit followed by the L * B window frames), so the calls that fill
 the window after a reset run on torch and every call after them on the graph.
 
-Export: torch's TorchScript exporter (~2 s for the shipped model, no onnxscript needed), with aten::rms_norm
-spelled out in ONNX ops (that exporter has no rule for it); the dynamo exporter (torch.export + onnxscript,
-~20 s) is the fallback where the TorchScript one is missing or fails.
+Export: torch's TorchScript exporter (the quicker one, no onnxscript needed), with aten::rms_norm spelled out
+in ONNX ops (that exporter has no rule for it); the dynamo exporter (torch.export + onnxscript, slower) is the
+fallback where the TorchScript one is missing or fails.
 """
 from __future__ import annotations
 

@@ -109,7 +109,7 @@ class SwinSampler:
             self.config = configured
 
     def levels(self) -> list[float]:
-        """The window's noise levels, oldest block first (for tests and the HUD)."""
+        """The window's noise levels, oldest block first: the staggered schedule, for inspection."""
         return [float(self.schedule[b.level]) for b in self.window]
 
     def nbytes(self) -> int:

@@ -79,7 +79,7 @@ def _serve(conn, hosted: type, dit_config: dict, state: dict, config: StreamConf
 def _context():
     """A start method that never forks the caller (fork would copy its OpenMP and GL threads' locks): forkserver
     where there is one, whose server imports this module once, so every child after the first forks from it
-    ready (a spawned child imports torch and diffusers again, ~4 s); spawn elsewhere."""
+    ready (a spawned child imports torch and diffusers again); spawn elsewhere."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
@@ -126,7 +126,7 @@ class SamplerProcess:
         theirs.close()                                   # else a dead child's pipe would never read as closed
         self._lock = threading.Lock()
         self._closer = weakref.finalize(self, _shut, self._process, self._conn)
-        # the child's "ok" is read at the first call: it starts (the first one: ~4 s of imports) while the caller
+        # the child's "ok" is read at the first call: it starts (the first one imports torch) while the caller
         # loads the rest
         self._started = False
         log.info("sampler %s starting in process %d (%d torch threads, %s)", hosted.__name__, self.pid,

@@ -1,11 +1,11 @@
 """An adversarial term for the autoencoder: a patch discriminator judges the decoder's crops against the footage's.
 
 MSE, L1 and the image-gradient term all reward the mean of what a latent could show, which is a blur: a codec
-trained on them alone keeps about half of the footage's edges (eval-vae's edge density). A discriminator instead rewards a decoder
-for edges that look like the footage's, as TAESD's decoder is trained. Hinge loss for the discriminator; the generator's term is weighted adaptively,
-as in VQGAN (Esser et al. 2021): `weight` times the ratio of the base loss's gradient norm to the adversarial
-term's at the generator's output layer, so one factor means the same whatever the losses' scales. Off (weight 0)
-unless a config asks for it.
+trained on them alone loses edges (eval-vae's edge density measures how many). A discriminator instead rewards a
+decoder for edges that look like the footage's, as TAESD's decoder is trained. Hinge loss for the discriminator;
+the generator's term is weighted adaptively, as in VQGAN (Esser et al. 2021): `weight` times the ratio of the base
+loss's gradient norm to the adversarial term's at the generator's output layer, so one factor means the same
+whatever the losses' scales. Off (weight 0) unless a config asks for it.
 """
 from __future__ import annotations
 

@@ -7,10 +7,10 @@ Layout of DIR:
   episode_000000.npz   latents (F, C, H, W) float16 raw (model space = (x - shift) * scale), actions (F, A)
                        float32, poses (F, 4) float32, meta (JSON string)
 Convention: frame t + 1 is what action t produced, so the action conditioning frame t is actions[t - 1].
-Still clips (every frame the same picture: a stopped player in a scene without rain or snow) are 3.5 % of the
-clips of data/world_a; `sample(still_share=...)` draws that share of a batch from them instead, so the model
+Still clips (every frame the same picture: a stopped player in a scene without rain or snow) are rare in the
+footage; `sample(still_share=...)` draws that share of a batch from them instead, so the model
 learns that a stopped world holds still (eval's still_scene).
-All episodes are held in memory (float16): 256x144 footage costs 9 KB a frame.
+All episodes are held in memory (float16): 256x144 footage (4x18x32 latents) costs 4.5 KB a frame.
 """
 from __future__ import annotations
 

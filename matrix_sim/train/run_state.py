@@ -64,7 +64,7 @@ def load_state(run_dir: Path, model, ema_model, opt, identity: dict) -> int:
         return 0
     tensors, meta = read_tensors(path, "training state", metadata=("step", "identity"))
     saved = json.loads(meta["identity"])
-    # only the keys the identity names now count (an older run may have stored more, e.g. inference settings)
+    # only the keys the identity names count (a saved state may hold more, e.g. inference settings)
     diffs = [f"{section}.{d}" for section in sorted(identity)
              for d in config_differences({k: v for k, v in saved.get(section, {}).items() if k in identity[section]},
                                          identity[section])]

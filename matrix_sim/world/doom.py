@@ -252,6 +252,4 @@ def register_doom() -> GymSource:
     return register(GymSource(
         name=NAME, make=lambda level: make_doom_env(level), mapping=DOOM_MAPPING, levels=LEVELS,
         record_levels=RECORD_LEVELS, default_level="map01", frame_rate=FRAME_RATE, fit="crop",
-        policy=lambda world, seed: DoomExplorer(world, seed), pose=doom_pose, reset_level=True,
-        description="ViZDoom with the Freedoom levels: forward, turn, strafe, boost = run, brake = attack"),
-        replace=True)
+        policy=lambda world, seed: DoomExplorer(world, seed), pose=doom_pose, reset_level=True), replace=True)

@@ -269,7 +269,6 @@ class GymSource:
     policy: Optional[Callable[["GymWorld", int], Any]] = None
     pose: Optional[Callable[[Any], np.ndarray]] = None
     reset_level: bool = False
-    description: str = ""
 
     def prompt(self, level: Optional[str] = None) -> str:
         return f"{self.name} {level or self.default}"
