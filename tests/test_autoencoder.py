@@ -25,8 +25,14 @@ def test_shapes_and_latent_clamp():
     model = FrameAutoencoder(**TINY_MODEL)
     x = torch.rand(2, 3, 144, 256) * 2 - 1
     z = model.encode(x)
-    assert z.shape == (2, 4, 18, 32) and z.abs().max() <= 3.0
-    assert model.decode(z).shape == x.shape
+    assert z.shape == (2, 4, 18, 32) and model.decode(z).shape == x.shape
+    last = [m for m in model.encoder.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    with torch.no_grad():
+        last.weight.mul_(1000.0)                       # raw latents far past the bound
+        raw = model.encoder(x)
+        z = model.encode(x)
+    assert raw.abs().max() > 10.0
+    assert 2.9 < z.abs().max() <= 3.0 and torch.equal(z.sign(), raw.sign())   # tanh saturates at the bound
 
 
 def test_image_tensor_round_trip_is_exact():

@@ -10,16 +10,19 @@ WAIT_S = 10.0
 
 
 class SteeredWorld:
-    """A world that records what it was steered with between steps (as WorldModel.steer)."""
+    """A world that records its resets, its steps' actions and what it was steered with between steps (as
+    WorldModel.steer)."""
 
     def __init__(self):
-        self.steered = []
+        self.steered, self.resets, self.stepped = [], [], []
         self.index = -1
 
     def reset(self, prompt, seed):
+        self.resets.append(prompt)
         return self._frame()
 
     def step(self, action):
+        self.stepped.append(action)
         return self._frame()
 
     def set_prompt(self, prompt):
@@ -57,7 +60,10 @@ def test_a_script_keeps_to_its_ops():
     worker = _started(ScriptSource([("reset", "drive desert by day")], then=live), world)
     try:
         live.set_action(Action(turn=1.0), 0.0)
-        assert world.steered == [] and live.steer is None
+        assert world.steered == [] and live.steer is None      # no steering between the script's steps
+        assert all(worker.take(WAIT_S) is not None for _ in range(3))
+        assert world.resets == ["drive desert by day"]           # the script's op ran
+        assert world.stepped and world.stepped[-1] == Action(turn=1.0)   # then the player takes over
     finally:
         worker.stop()
         worker.join(WAIT_S)

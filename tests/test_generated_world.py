@@ -18,7 +18,8 @@ from wm_helpers import TINY_STREAM, make_bundle, one_thread  # noqa: F401 (autou
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    return make_bundle(tmp_path_factory.mktemp("bundle"), stream={**TINY_STREAM, "block_frames": 2})
+    """A DiT whose output depends on its context, actions and prompt, so equal frames mean equal inputs."""
+    return make_bundle(tmp_path_factory.mktemp("bundle"), stream={**TINY_STREAM, "block_frames": 2}, lively=True)
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ NO_MODEL = "no world model at checkpoints/tiny-cpu: run from the repository fold
 
 def test_every_file_the_package_reads_is_package_data():
     """setuptools puts into a wheel only the data files pyproject names: every non-Python file in the package
-    must match one of its patterns (the shaders once did not)."""
+    must match one of its patterns (a shader the patterns miss fails here)."""
     package_data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     for path in (REPO / "matrix_sim").rglob("*"):
         if path.is_dir() or path.suffix in (".py", ".pyc") or "__pycache__" in path.parts:
@@ -84,6 +84,7 @@ def test_prepare_data_records_then_encodes_and_resumes(tmp_path, capsys):
     assert shards["args"] == {"episodes": 2, "frames": 16, "seed": 5, "width": 128, "height": 72, "prompt": None,
                               "policy": POLICY_VERSION}
     assert [e["file"] for e in latents["episodes"]] == [e["file"] for e in shards["episodes"]]
+    assert len(latents["episodes"]) == 2
     for entry in latents["episodes"]:
         with np.load(out / "latents" / entry["file"]) as episode:
             assert episode["latents"].shape[:1] == (16,) and episode["actions"].shape[0] == 16

@@ -163,4 +163,3 @@ def test_shares_on_a_hand_made_sequence():
     shares = behaviour_shares(short)
     assert shares["long_stop"] == 0.0 and shares["stopped"] == pytest.approx(10 / 60)
     assert shares["spinning"] == 0.0 and shares["turning_hard"] == pytest.approx(20 / 60)
-    assert policy_module.HARD_TURN == 0.6

@@ -24,6 +24,7 @@ def test_shards_round_trip(tmp_path):
     assert manifest["action_fields"] == list(ACTION_FIELDS)
     assert [e["file"] for e in manifest["episodes"]] == ["episode_000000.npz", "episode_000001.npz"]
     episodes = list(iter_episodes(out))
+    assert len(episodes) == 2
     for entry, ep in zip(manifest["episodes"], episodes):
         assert ep.frames.shape == (12, 144, 256, 3) and ep.frames.dtype == np.uint8
         assert ep.actions.shape == (12, len(ACTION_FIELDS)) and ep.poses.shape == (12, 4)

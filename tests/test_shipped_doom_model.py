@@ -1,5 +1,5 @@
 """The shipped model of Doom (checkpoints/doom) plays on the default install, without the game: it opens on
-its first level from the start clips it carries and makes Doom's pictures, not the source world's."""
+its first level from the start clips it carries and keeps to that level's colours."""
 import json
 import subprocess
 import sys

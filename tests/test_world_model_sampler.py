@@ -75,6 +75,7 @@ def test_memory_does_not_grow_over_1000_calls(cache_context):
             sizes.append(s.nbytes())
     assert len(set(sizes)) == 1
     assert len(s.window) <= 2 and len(s.context) <= 2
+    assert (s.cache is not None) == cache_context
     assert s.cache is None or s.cache.frames() <= 2
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss < 50_000     # KiB
 
@@ -89,6 +90,7 @@ def test_cached_and_recomputed_context_agree_until_the_ring_is_full():
     for cache_context in (True, False):
         s = sampler(model, cache_context=cache_context, context_frames=8, context_level=0.1)
         streams[cache_context] = [s.step(action(i / 10), torch.ones(384)) for i in range(7)]
+    assert any(block is not None for block in streams[True])
     for cached, recomputed in zip(streams[True], streams[False]):
         assert (cached is None) == (recomputed is None)
         if cached is not None:

@@ -228,12 +228,14 @@ def test_resume_and_playable_bundle(tmp_path, data, vae):
         train(path, steps=6, progress=False)
 
 
-def test_a_compiled_forward_trains_the_same_weights(tmp_path, data, vae):
+def test_a_compiled_forward_trains_the_same_weights(tmp_path, data, vae, caplog):
     runs = {}
     for compiled in (False, True):
         run_dir = tmp_path / f"compiled-{compiled}"
-        summary = train(write_config(tmp_path, data, run_dir, vae, steps=3, compiled=compiled), progress=False)
+        with caplog.at_level("INFO", logger="matrix_sim.train.world_model"):
+            summary = train(write_config(tmp_path, data, run_dir, vae, steps=3, compiled=compiled), progress=False)
         runs[compiled] = summary, load_file(str(run_dir / bundle.DIT_DIR / "diffusion_pytorch_model.safetensors"))
+    assert "compiling the training forward" in caplog.text            # compiled (the README installs g++)
     (eager, eager_weights), (compiled, compiled_weights) = runs[False], runs[True]
     assert compiled.step == 3 and compiled.last_loss == pytest.approx(eager.last_loss, rel=1e-3)
     assert compiled_weights.keys() == eager_weights.keys()          # the bundle holds the model, not a wrapper
