@@ -41,7 +41,7 @@ def encode_dataset(data: str | Path, out: str | Path | None = None, checkpoint: 
                    batch: int = 32, progress: bool = True) -> Path:
     data = Path(data)
     out = Path(out) if out else data / "latents"
-    manifest = read_manifest(data)
+    manifest = read_manifest(data, ("frame_rate", "action_fields"))
     if not manifest["episodes"]:
         raise ValueError(f"{data}: the manifest lists no episodes to encode")
     model = load_autoencoder(checkpoint, pick_device())          # a GPU where there is one: encoding is its work

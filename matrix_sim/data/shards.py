@@ -90,8 +90,9 @@ def write_manifest(directory: str | Path, manifest: dict) -> None:
     write_atomic(path, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
 
-def read_manifest(directory: str | Path) -> dict:
-    return read_listing(directory, FORMAT, ("frame_rate", "action_fields"), "not a recorded data directory")
+def read_manifest(directory: str | Path, keys: tuple[str, ...] = ()) -> dict:
+    """A recorded data directory's manifest, checked for its episodes and `keys`."""
+    return read_listing(directory, FORMAT, keys, "not a recorded data directory")
 
 
 def read_listing(directory: str | Path, form: str, keys: tuple[str, ...], what: str) -> dict:
