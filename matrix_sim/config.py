@@ -144,15 +144,15 @@ def from_dict(cls: type[T], data: Any, where: str) -> T:
     """Build dataclass `cls` from a mapping, refusing unknown keys, missing required ones and a word where a
     number or a yes/no belongs (a number YAML reads as a string, such as 1e-3, is taken as the number)."""
     check_keys(cls, data, where)
-    data = {key: _scalar(value, cls, key, where) for key, value in data.items()}
+    kinds = typing.get_type_hints(cls)
+    data = {key: _scalar(value, kinds.get(key), f"{where}.{key}") for key, value in data.items()}
     try:
         return cls(**data)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
 
 
-def _scalar(value: Any, cls: type, key: str, where: str) -> Any:
-    kind = typing.get_type_hints(cls).get(key)
+def _scalar(value: Any, kind: Any, where: str) -> Any:
     if kind is float and isinstance(value, str):
         try:
             return float(value)
@@ -162,7 +162,7 @@ def _scalar(value: Any, cls: type, key: str, where: str) -> Any:
              int: lambda v: isinstance(v, bool) or not isinstance(v, int),
              bool: lambda v: not isinstance(v, bool)}.get(kind)
     if wrong is not None and wrong(value):
-        raise ConfigError(f"{where}.{key}: expected {'yes/no (true or false)' if kind is bool else 'a number'}, "
+        raise ConfigError(f"{where}: expected {'yes/no (true or false)' if kind is bool else 'a number'}, "
                           f"got {value!r}")
     return value
 

@@ -152,7 +152,8 @@ GOOD_MANIFEST = '{"format": "matrix-sim-shards/1", "frame_rate": 16, "action_fie
     ("{", "not valid JSON"),
     ('{"format": "other"}', "format 'other', expected 'matrix-sim-shards/1'"),
     ('{"format": "matrix-sim-shards/1", "episodes": []}', "the manifest lacks frame_rate, action_fields"),
-    (GOOD_MANIFEST + '"episodes": [{"file": "a.npz"}]}', '"episodes" must be a list of entries with "file" and "frames"'),
+    (GOOD_MANIFEST + '"episodes": [{"file": "a.npz"}]}',
+     '"episodes" must be a list of entries with "file" and "frames"'),
     (GOOD_MANIFEST + '"episodes": []}', "the manifest lists no episodes to encode"),
 ])
 def test_footage_brought_from_elsewhere_with_a_bad_manifest_is_one_line_error(tmp_path, capsys, manifest, message):

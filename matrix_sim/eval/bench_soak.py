@@ -208,7 +208,8 @@ def bench_soak(minutes: float, checkpoint: str | Path = DEFAULT_CHECKPOINT, wind
     """Play `minutes` of the world model as the game does, recording; returns the per-window figures, the
     recording's check and the verdicts as one JSON-ready dict.
 
-    checkpoint: a world-model bundle; video: keep the mp4 here (else a temporary file); threads: torch threads (default: as the game picks, device.game_threads)."""
+    checkpoint: a world-model bundle; video: keep the mp4 here (else a temporary file); threads: torch threads
+    (default: as the game picks, device.game_threads)."""
     if minutes <= 0:
         raise ValueError(f"--minutes must be positive, got {minutes}")
     if window_s <= 0:

@@ -1,10 +1,10 @@
 """Decode ahead: the DiT's next call runs while the block before it decodes.
 
-On the CPU a plain world thread alternates the DiT call with the autoencoder's decode of that block, so the model's core idles while it decodes. Here the
-calls run one after another on a DiT thread and each block decodes on a decoder thread, both on the model's
-torch thread count, so a block comes out every DiT call. A call reads the newest action and prompt when it
-starts (the caller's `call`), so the player steers it as in the plain world; the DiT runs at most one block
-ahead of the frames the caller has taken.
+On the CPU a plain world thread alternates the DiT call with the autoencoder's decode of that block, so the
+model's core idles while it decodes. Here the calls run one after another on a DiT thread and each block decodes
+on a decoder thread, both on the model's torch thread count, so a block comes out every DiT call. A call reads
+the newest action and prompt when it starts (the caller's `call`), so the player steers it as in the plain world;
+the DiT runs at most one block ahead of the frames the caller has taken.
 """
 from __future__ import annotations
 
