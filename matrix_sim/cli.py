@@ -20,6 +20,8 @@ from matrix_sim.runtime import RUNTIMES
 
 PLAY = "play"
 DEFAULT_DATA = "data/world_a"          # prepare-data's recording: what the training configs read
+SOURCE_WORLD_ONLY = ("probe", "drift_frames", "drift_prompt", "drift_sheet", "still_frames", "still_sheet",
+                     "played_seconds", "played_sheet", "free_text_seconds")   # eval options that --data has no use for
 
 
 def _cmd_record(args) -> None:
@@ -106,6 +108,11 @@ def _cmd_eval(args) -> None:
     from matrix_sim.eval.world_model_eval import eval_world_model
     from matrix_sim.stream.schedule import parse_overrides
 
+    if args.data is not None:
+        given = ["--" + dest.replace("_", "-") for dest, default in args.source_world_defaults.items()
+                 if getattr(args, dest) != default]
+        if given:
+            raise ConfigError(f"eval --data scores the footage's frames only; {', '.join(given)} need the source world")
     checkpoint = require_checkpoint(args.checkpoint, engine_hint=False)
     for flag in ("sheet", "drift_sheet", "still_sheet", "played_sheet"):
         writable_output(getattr(args, flag), flag.replace("_", " "))
@@ -289,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "held-out paraphrase of a preset (free_text; 0 skips the paraphrases)")
     ew.add_argument("--device", default=None)
     stream_option(ew)
-    ew.set_defaults(func=_cmd_eval)
+    ew.set_defaults(func=_cmd_eval, source_world_defaults={dest: ew.get_default(dest) for dest in SOURCE_WORLD_ONLY})
 
     tp = sub.add_parser("train-probe", help="train the inverse-dynamics probe on recorded frame pairs (eval's "
                         "judge of action accuracy)")

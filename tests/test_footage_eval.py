@@ -63,6 +63,16 @@ def test_footage_clips_refuse_short_episodes_and_other_sizes(tmp_path):
         footage_clips(data, 8, (72, 128))
 
 
+def test_eval_command_refuses_source_world_options_with_footage(tmp_path, capsys):
+    from matrix_sim.cli import main
+
+    data = recorded(tmp_path / "footage", episodes=1, frames=40)
+    assert main(["-q", "eval", "--data", str(data), "--drift-frames", "0", "--played-sheet", "p.png"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: eval --data") and "--drift-frames, --played-sheet need the source world" in error
+    assert "\n" not in error
+
+
 def test_eval_command_takes_recorded_footage(bundle, tmp_path):
     data = recorded(tmp_path / "footage", episodes=1, frames=40)
     run = subprocess.run([sys.executable, "-m", "matrix_sim", "-q", "eval", "--checkpoint", str(bundle), "--data",
