@@ -207,8 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("what", choices=["world", "play", "levers", "train", "soak", "runtime"], help="world: "
                        "source-world recording speed; play: the whole game loop on the world model (fps, latency, "
                        "stages, utilisation, baseline); levers: the DiT's stream levers alone (context cache, block "
-                       "size, levels, threads, guidance); runtime: the DiT's stream call and the decoder on torch, ONNX "
-                       "Runtime and OpenVINO; train: the config's training step (clips/s, utilisation; batch, "
+                       "size, levels, threads, guidance); runtime: the DiT's stream call and the decoder on torch, "
+                       "ONNX Runtime and OpenVINO; train: the config's training step (clips/s, utilisation; batch, "
                        "autocast and thread levers); soak: the game loop, recording, for --minutes (fps and memory per "
                        "window, the mp4 checked)")
     bench.add_argument("--json", action="store_true", help="one line of JSON")
@@ -229,7 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--window-s", type=float, default=60.0, help="soak: seconds per reported window")
     bench.add_argument("--video", default=None, help="play, soak: keep the (main run's) mp4 here")
     bench.add_argument("--threads", type=positive_int, default=None, help="play, soak, runtime: torch threads "
-                       "(default: as the game picks, every core but one on a CPU; one side run of play uses torch's own count)")
+                       "(default: as the game picks, every core but one on a CPU; one side run of play uses torch's own "
+                       "count)")
     stream_option(bench, "play, levers, runtime: ")
     bench.add_argument("--upscaler", default="auto", help="play, soak: display upscaler (auto: as the "
                        "game picks)")
