@@ -229,8 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--window-s", type=float, default=60.0, help="soak: seconds per reported window")
     bench.add_argument("--video", default=None, help="play, soak: keep the (main run's) mp4 here")
     bench.add_argument("--threads", type=positive_int, default=None, help="play, soak, runtime: torch threads "
-                       "(default: as the game picks, every core but one on a CPU; one side run of play uses torch's own "
-                       "count)")
+                       "(default: as the game picks, every core but one on a CPU; one side run of play uses "
+                       "torch's own count)")
     stream_option(bench, "play, levers, runtime: ")
     bench.add_argument("--upscaler", default="auto", help="play, soak: display upscaler (auto: as the "
                        "game picks)")
